@@ -8,6 +8,7 @@
 
 pub mod id;
 pub mod protocol;
+mod rng;
 
 pub use id::{CallId, GroupId, IdError, Identifier, PhoneNumber, UserId};
 pub use protocol::{
