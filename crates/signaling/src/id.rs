@@ -327,6 +327,36 @@ impl<'a> arbitrary::Arbitrary<'a> for Identifier {
     }
 }
 
+#[cfg(feature = "arbitrary")]
+impl<'a> arbitrary::Arbitrary<'a> for CallId {
+    fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
+        // Few ids, some of them group calls, so fuzzed messages name live calls.
+        let n = u.int_in_range(0..=5u8)?;
+        Ok(if u.arbitrary()? {
+            CallId(format!("{GROUP_CALL_PREFIX}g{n}"))
+        } else {
+            CallId(format!("c{n}"))
+        })
+    }
+}
+
+#[cfg(feature = "arbitrary")]
+impl<'a> arbitrary::Arbitrary<'a> for GroupId {
+    fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(GroupId(format!("g{}", u.int_in_range(0..=5u8)?)))
+    }
+}
+
+#[cfg(feature = "arbitrary")]
+impl<'a> arbitrary::Arbitrary<'a> for PhoneNumber {
+    fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(PhoneNumber(format!(
+            "+1555000{:04}",
+            u.int_in_range(0..=3u16)?
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

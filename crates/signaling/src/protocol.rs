@@ -451,6 +451,33 @@ pub enum ErrorCode {
     Internal,
 }
 
+impl ErrorCode {
+    /// The code as it appears on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::Malformed => "malformed",
+            ErrorCode::UnknownType => "unknown_type",
+            ErrorCode::UnsupportedVersion => "unsupported_version",
+            ErrorCode::TooLarge => "too_large",
+            ErrorCode::NotAuthenticated => "not_authenticated",
+            ErrorCode::AlreadyAuthenticated => "already_authenticated",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::TokenExpired => "token_expired",
+            ErrorCode::MissingScope => "missing_scope",
+            ErrorCode::ResumeFailed => "resume_failed",
+            ErrorCode::UnknownCall => "unknown_call",
+            ErrorCode::CallExists => "call_exists",
+            ErrorCode::InvalidState => "invalid_state",
+            ErrorCode::UnknownParticipant => "unknown_participant",
+            ErrorCode::AlreadyInCall => "already_in_call",
+            ErrorCode::CallFull => "call_full",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Internal => "internal",
+        }
+    }
+}
+
 /// Why a message could not be decoded.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -822,6 +849,21 @@ mod tests {
             ClientMessage::decode(&big),
             Err(DecodeError::TooLarge(_))
         ));
+    }
+
+    #[test]
+    fn error_code_names_match_serde() {
+        let codes = [
+            ErrorCode::Malformed,
+            ErrorCode::UnknownType,
+            ErrorCode::NotAuthenticated,
+            ErrorCode::CallFull,
+            ErrorCode::RateLimited,
+            ErrorCode::Internal,
+        ];
+        for c in codes {
+            assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
+        }
     }
 
     #[test]
