@@ -694,6 +694,37 @@ impl CallController {
         self.remove_member(call_id, participant, &reason, &reason, Departure::Left);
     }
 
+    /// Ends every call with [`EndReason::shutting_down`], says goodbye to every
+    /// connection and closes it; the controller is empty afterwards.
+    pub fn shut_down(&mut self, _now: Instant) {
+        let calls: Vec<CallId> = self.calls.keys().cloned().collect();
+        for call_id in calls {
+            self.end_call(
+                &call_id,
+                EndReason::shutting_down(),
+                EndReason::shutting_down(),
+            );
+        }
+        let reason = EndReason::shutting_down();
+        for connection in std::mem::take(&mut self.connections).into_keys() {
+            let message = ServerMessage::Goodbye {
+                reason: reason.clone(),
+            };
+            self.transmits.push_back(Transmit {
+                connection,
+                message,
+            });
+            self.commands.push_back(Command::Close {
+                connection,
+                reason: reason.clone(),
+            });
+        }
+        self.sessions.clear();
+        self.users.clear();
+        self.resume_tokens.clear();
+        self.timers.clear();
+    }
+
     /// Handles timers that are due; safe to call early.
     pub fn handle_timeout(&mut self, now: Instant) {
         while let Some(entry) = self.timers.first_entry() {

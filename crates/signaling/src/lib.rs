@@ -6,12 +6,24 @@
 //! WebSocket and QUIC, inside the fuzzers, and in tests that run whole calls in
 //! virtual time.
 
+pub mod controller;
+pub mod error;
+#[cfg(any(fuzzing, feature = "arbitrary"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod id;
 pub mod protocol;
 mod rng;
+pub mod session;
+pub mod token;
 
+pub use error::Error;
 pub use id::{CallId, GroupId, IdError, Identifier, PhoneNumber, UserId};
 pub use protocol::{
     CallState, ClientKind, ClientMessage, DecodeError, EndReason, ErrorCode, JoinOptions,
     MediaPayload, MediaPayloadKind, ParticipantInfo, ParticipantState, ServerMessage, VideoKind,
 };
+pub use session::{
+    Call, ClientSession, ConnectionState, Direction, Event, RemoteParticipant, SessionConfig,
+};
+pub use token::{Claims, Scope, Scopes, TokenError, TokenKey};

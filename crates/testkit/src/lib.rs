@@ -62,6 +62,7 @@
 mod clock;
 mod logging;
 mod seed;
+pub mod signaling;
 mod sim;
 
 /// The network emulator the worlds are built from.
