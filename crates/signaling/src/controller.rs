@@ -372,11 +372,12 @@ impl Member {
 }
 
 impl Call {
-    /// Users in the call or its lobby; ringing ones are not there yet.
+    /// Users who have joined. Ringing users are not there yet, and people waiting in
+    /// the lobby cannot keep a call alive: nobody would be left to admit them.
     fn humans_present(&self) -> usize {
         self.members
             .iter()
-            .filter(|(id, m)| id.is_user() && !matches!(m.stage, Stage::Ringing { .. }))
+            .filter(|(id, m)| id.is_user() && m.is_joined())
             .count()
     }
 
@@ -1775,7 +1776,7 @@ impl CallController {
             "not in the call",
         ))?;
         let (theirs, others) = match member.stage {
-            Stage::Ringing { .. } => (EndReason::cancelled(), EndReason::cancelled()),
+            Stage::Ringing { .. } => (EndReason::cancelled(), EndReason::removed()),
             Stage::InLobby => (EndReason::lobby_refused(), EndReason::lobby_refused()),
             Stage::Joined => (EndReason::removed(), EndReason::removed()),
         };
@@ -1968,8 +1969,13 @@ impl CallController {
             };
             self.end_call(call_id, reason, EndReason::cancelled());
         } else if !call.answered && call.members.len() == 1 {
-            // Nobody answered and nobody is left to ring: the caller hears why.
-            self.end_call(call_id, others.clone(), EndReason::cancelled());
+            // Nobody answered and nobody is left to ring: the caller hears why, unless
+            // the caller itself removed the last one.
+            let reason = match departure {
+                Departure::Removed => EndReason::normal(),
+                _ => others.clone(),
+            };
+            self.end_call(call_id, reason, EndReason::cancelled());
         } else {
             self.sync(call_id, &[]);
         }

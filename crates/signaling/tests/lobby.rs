@@ -159,3 +159,22 @@ fn lobby_over_jittery_links() {
         sim.world().controller.check_invariants().unwrap();
     });
 }
+
+#[test]
+fn lobby_waiters_are_let_go_when_the_last_member_leaves() {
+    let mut sim = sim(Seed::new(31));
+    let [alice, bob] = add_users(&mut sim, &["alice", "bob"])[..] else {
+        unreachable!()
+    };
+    let group = group("office-hours");
+    let call = join(&mut sim, alice, &group, JoinOptions::default(), true);
+    join(&mut sim, bob, &group, JoinOptions::default(), false);
+    assert_eq!(state(&sim, bob, &call), Some(CallState::InLobby));
+    sim.act(|w, now| w.session_mut(alice).hang_up(&call, false, now))
+        .unwrap();
+    sim.settle();
+    // Nobody is left to admit bob: the call ends rather than leaving him waiting.
+    assert_eq!(state(&sim, bob, &call), Some(CallState::Disconnected));
+    assert_eq!(sim.world().controller.calls().count(), 0);
+    sim.world().controller.check_invariants().unwrap();
+}
