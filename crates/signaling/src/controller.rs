@@ -973,7 +973,7 @@ impl CallController {
             if let Some(old) = session.connection.replace(connection) {
                 // A second connection resumed a live session: the newer one wins.
                 self.connections.remove(&old);
-                let reason = EndReason::new(0, 5200, "session resumed on another connection");
+                let reason = EndReason::resumed_elsewhere();
                 self.transmits.push_back(Transmit {
                     connection: old,
                     message: ServerMessage::Goodbye {

@@ -673,6 +673,10 @@ impl EndReason {
     pub fn remote_hung_up() -> Self {
         Self::new(0, 5001, "the other participant hung up")
     }
+    /// The session was resumed on a newer connection, which replaces this one.
+    pub fn resumed_elsewhere() -> Self {
+        Self::new(0, 5200, "session resumed on another connection")
+    }
     /// Nobody answered before the ring timeout.
     pub fn no_answer() -> Self {
         Self::new(408, 0, "no answer")
