@@ -506,6 +506,10 @@ impl CallController {
     /// Decodes and handles bytes a connection received. Undecodable bytes get an
     /// error message and change nothing.
     pub fn handle_bytes(&mut self, connection: ConnectionId, bytes: &[u8], now: Instant) {
+        if !self.connections.contains_key(&connection) {
+            tracing::debug!(?connection, "bytes on unknown connection; ignoring");
+            return;
+        }
         match ClientMessage::decode(bytes) {
             Ok(message) => self.handle_message(connection, message, now),
             Err(e) => {
@@ -621,6 +625,11 @@ impl CallController {
         event: GatewayEvent,
         _now: Instant,
     ) {
+        if target.is_user() {
+            // Users join through their own sessions; a gateway claiming one is wrong.
+            tracing::debug!(%call_id, %target, ?event, "gateway event for a user; ignoring");
+            return;
+        }
         let Some(member) = self
             .calls
             .get_mut(call_id)

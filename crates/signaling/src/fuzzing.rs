@@ -245,8 +245,8 @@ pub enum Op {
         /// How far, in milliseconds (up to 65 s: past every timeout).
         ms: u16,
     },
-    /// The gateway reports on a phone or echo leg of a running call (never on a user:
-    /// the controller trusts the gateway to report only on legs it dialed).
+    /// The gateway reports on a leg of a running call; reports about users must be
+    /// ignored by the controller.
     Gateway {
         /// The call, an index into the running calls.
         call: u8,
@@ -595,12 +595,8 @@ impl World {
                 self.auth_ops += 1;
                 self.call_ops += 1;
                 let connection = self.connection(*conn);
-                // Only open connections: unlike `handle_message`, `handle_bytes` answers
-                // undecodable bytes on a connection it does not know with an error to
-                // that connection. A driver never reads from a connection it closed.
-                if self.open.contains(&connection) {
-                    self.controller.handle_bytes(connection, bytes, now);
-                }
+                // Closed connections too: the controller must ignore them.
+                self.controller.handle_bytes(connection, bytes, now);
             }
             Op::AdvanceTime { ms } => {
                 self.now += Duration::from_millis(u64::from(*ms));
@@ -618,7 +614,7 @@ impl World {
                 target,
                 event,
             } => {
-                if let Some((call_id, target)) = self.pick(*call, target, true) {
+                if let Some((call_id, target)) = self.pick(*call, target) {
                     let event = match event {
                         GatewayOp::Ringing => GatewayEvent::Ringing,
                         GatewayOp::EarlyMedia => GatewayEvent::EarlyMedia,
@@ -634,7 +630,7 @@ impl World {
                 target,
                 action,
             } => {
-                if let Some((call_id, target)) = self.pick(*call, target, false) {
+                if let Some((call_id, target)) = self.pick(*call, target) {
                     match action {
                         MediaOp::Payload(payload) => {
                             self.controller
@@ -658,9 +654,8 @@ impl World {
         self.check_bounds(index);
     }
 
-    /// A running call and a participant, for the gateway and the media plane. The
-    /// gateway only reports on phone and echo legs, so `legs_only` leaves out users.
-    fn pick(&self, call: u8, target: &Target, legs_only: bool) -> Option<(CallId, Identifier)> {
+    /// A running call and a participant, for the gateway and the media plane.
+    fn pick(&self, call: u8, target: &Target) -> Option<(CallId, Identifier)> {
         let calls: Vec<CallId> = self.controller.calls().cloned().collect();
         let call_id = calls.get(usize::from(call) % calls.len().max(1))?.clone();
         let target = match target {
@@ -670,11 +665,9 @@ impl World {
                     .roster(&call_id)?
                     .into_iter()
                     .map(|p| p.id)
-                    .filter(|id| !(legs_only && id.is_user()))
                     .collect();
                 roster.get(usize::from(*i) % roster.len().max(1))?.clone()
             }
-            Target::Any(id) if legs_only && id.is_user() => return None,
             Target::Any(id) => id.clone(),
         };
         Some((call_id, target))

@@ -774,9 +774,9 @@ fn decode<T: DeserializeOwned + MessageTypes>(bytes: &[u8]) -> Result<T, DecodeE
     if !T::TYPES.contains(&kind.as_str()) {
         return Err(DecodeError::UnknownType(kind));
     }
-    let envelope: Envelope<T> =
-        serde_json::from_slice(bytes).map_err(|source| DecodeError::Invalid { kind, source })?;
-    Ok(envelope.msg)
+    // The body is read without the envelope: `v` is just an unknown field to it, and
+    // skipping serde's flatten saves buffering the whole message a second time.
+    serde_json::from_slice(bytes).map_err(|source| DecodeError::Invalid { kind, source })
 }
 
 fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
