@@ -14,7 +14,8 @@
 //! let alice = sim.act(|w, now| w.add_user("alice", now));
 //! let bob = sim.act(|w, now| w.add_user("bob", now));
 //! sim.settle();
-//! let call = sim.act(|w, now| w.session_mut(alice).start_call(&[w.id(bob)], Default::default(), now)).unwrap();
+//! let bob_id = sim.world().id(bob);
+//! let call = sim.act(|w, now| w.session_mut(alice).start_call(&[bob_id], Default::default(), now)).unwrap();
 //! sim.settle();
 //! sim.act(|w, now| w.session_mut(bob).accept(&call, Default::default(), now)).unwrap();
 //! sim.settle();
