@@ -86,10 +86,13 @@ pub struct ControllerConfig {
     pub auth_timeout: Duration,
     /// Most participants in one call, the caller included.
     pub max_participants: usize,
+    /// Most sessions (devices) one user may have at once, resumable ones included.
+    pub max_sessions_per_user: usize,
 }
 
 impl ControllerConfig {
-    /// Defaults: 30 s ring timeout and grace, 10 s to authenticate, 350 participants.
+    /// Defaults: 30 s ring timeout and grace, 10 s to authenticate, 350 participants,
+    /// 10 sessions per user.
     pub fn new(token_key: TokenKey, seed: u64, now: Instant, wall: SystemTime) -> Self {
         ControllerConfig {
             token_key,
@@ -99,6 +102,7 @@ impl ControllerConfig {
             resume_grace: Duration::from_secs(30),
             auth_timeout: Duration::from_secs(10),
             max_participants: 350,
+            max_sessions_per_user: 10,
         }
     }
 }
@@ -247,6 +251,8 @@ pub struct CallController {
     /// Lookup only; never iterated, so its order cannot leak.
     resume_tokens: HashMap<String, SessionKey>,
     calls: BTreeMap<CallId, Call>,
+    /// Tokens issued at or before these times are refused.
+    revoked: BTreeMap<UserId, SystemTime>,
     timers: BTreeMap<(Instant, u64), Timer>,
     next_timer: u64,
     transmits: VecDeque<Transmit>,
@@ -452,6 +458,7 @@ impl CallController {
             users: BTreeMap::new(),
             resume_tokens: HashMap::new(),
             calls: BTreeMap::new(),
+            revoked: BTreeMap::new(),
             timers: BTreeMap::new(),
             next_timer: 0,
             transmits: VecDeque::new(),
@@ -702,6 +709,39 @@ impl CallController {
     pub fn handle_media_failure(&mut self, call_id: &CallId, participant: &Identifier) {
         let reason = EndReason::media_failure();
         self.remove_member(call_id, participant, &reason, &reason, Departure::Left);
+    }
+
+    /// Refuses `user`'s tokens issued at or before `at`, and ends the sessions the
+    /// user has now: their calls end with [`EndReason::revoked`] and their connections
+    /// get a goodbye and are closed.
+    pub fn revoke(&mut self, user: &UserId, at: SystemTime, _now: Instant) {
+        let entry = self.revoked.entry(user.clone()).or_insert(at);
+        *entry = (*entry).max(at);
+        let keys: Vec<SessionKey> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.user == *user)
+            .map(|(k, _)| *k)
+            .collect();
+        let reason = EndReason::revoked();
+        for key in keys {
+            self.end_session(key, &reason);
+            if let Some(connection) = self.sessions.get(&key).and_then(|s| s.connection) {
+                let message = ServerMessage::Goodbye {
+                    reason: reason.clone(),
+                };
+                self.transmits.push_back(Transmit {
+                    connection,
+                    message,
+                });
+                self.commands.push_back(Command::Close {
+                    connection,
+                    reason: reason.clone(),
+                });
+                self.connections.remove(&connection);
+            }
+            self.forget_session(key);
+        }
     }
 
     /// Ends every call with [`EndReason::shutting_down`], says goodbye to every
@@ -964,6 +1004,14 @@ impl CallController {
             self.refuse_connection(connection, ErrorCode::MissingScope, &e.to_string());
             return;
         }
+        if self
+            .revoked
+            .get(&claims.user)
+            .is_some_and(|at| claims.issued_at <= *at)
+        {
+            self.refuse_connection(connection, ErrorCode::TokenRevoked, "token revoked");
+            return;
+        }
         let identifier = Identifier::User(claims.user.clone());
         let pstn = claims.require(Scope::Pstn).is_ok();
 
@@ -1018,6 +1066,19 @@ impl CallController {
             return;
         }
 
+        let sessions = self
+            .sessions
+            .values()
+            .filter(|s| s.user == claims.user)
+            .count();
+        if sessions >= self.config.max_sessions_per_user {
+            let text = format!(
+                "at most {} connections per identity",
+                self.config.max_sessions_per_user
+            );
+            self.refuse_connection(connection, ErrorCode::TooManyConnections, &text);
+            return;
+        }
         self.next_session += 1;
         let key = SessionKey(self.next_session);
         let resume_token = self.rng.hex128();
@@ -1889,13 +1950,18 @@ impl CallController {
         if !due {
             return;
         }
+        tracing::debug!(?key, "resume grace over; leaving calls");
+        self.end_session(key, &EndReason::connection_lost());
+        self.forget_session(key);
+    }
+
+    /// Takes a session out of every call it is in (or rings in), with `reason`.
+    fn end_session(&mut self, key: SessionKey, reason: &EndReason) {
         let Some(session) = self.sessions.get(&key) else {
             return;
         };
         let id = session.identifier.clone();
         let calls: Vec<CallId> = session.calls.iter().cloned().collect();
-        tracing::debug!(user = %id, calls = calls.len(), "resume grace over; leaving calls");
-        let reason = EndReason::connection_lost();
         for call_id in calls {
             let member_here = self
                 .calls
@@ -1903,7 +1969,7 @@ impl CallController {
                 .and_then(|c| c.members.get(&id))
                 .is_some_and(|m| m.session == Some(key));
             if member_here {
-                self.remove_member(&call_id, &id, &reason, &reason, Departure::Left);
+                self.remove_member(&call_id, &id, reason, reason, Departure::Left);
             } else if let Some(Stage::Ringing { sessions, .. }) = self
                 .calls
                 .get_mut(&call_id)
@@ -1912,8 +1978,15 @@ impl CallController {
             {
                 // Only stop ringing this device; the ring timeout handles the rest.
                 sessions.remove(&key);
+                if let Some(s) = self.sessions.get_mut(&key) {
+                    s.calls.remove(&call_id);
+                }
             }
         }
+    }
+
+    /// Drops a session that has left its calls.
+    fn forget_session(&mut self, key: SessionKey) {
         if let Some(session) = self.sessions.remove(&key) {
             self.resume_tokens.remove(&session.resume_token);
             if let Some(live) = self.users.get_mut(&session.user) {

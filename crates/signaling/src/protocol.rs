@@ -429,6 +429,10 @@ pub enum ErrorCode {
     TokenExpired,
     /// The token lacks a scope the request needs.
     MissingScope,
+    /// The token was issued before its identity's tokens were revoked.
+    TokenRevoked,
+    /// The identity has as many connections as the server allows.
+    TooManyConnections,
     /// The resume token is unknown or its grace period is over.
     ResumeFailed,
     /// The call does not exist or the client is not in it.
@@ -464,6 +468,8 @@ impl ErrorCode {
             ErrorCode::InvalidToken => "invalid_token",
             ErrorCode::TokenExpired => "token_expired",
             ErrorCode::MissingScope => "missing_scope",
+            ErrorCode::TokenRevoked => "token_revoked",
+            ErrorCode::TooManyConnections => "too_many_connections",
             ErrorCode::ResumeFailed => "resume_failed",
             ErrorCode::UnknownCall => "unknown_call",
             ErrorCode::CallExists => "call_exists",
@@ -724,6 +730,10 @@ impl EndReason {
     /// The server is shutting down.
     pub fn shutting_down() -> Self {
         Self::new(500, 5030, "server shutting down")
+    }
+    /// The identity's tokens were revoked.
+    pub fn revoked() -> Self {
+        Self::new(403, 4032, "access revoked")
     }
     /// Someone waiting in the lobby was refused.
     pub fn lobby_refused() -> Self {

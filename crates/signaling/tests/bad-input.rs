@@ -4,9 +4,12 @@
 
 use std::time::Duration;
 
+use ringwire_signaling::controller::ConnectionId;
 use ringwire_signaling::session::Event;
 use ringwire_signaling::token::{Scopes, TokenKey};
-use ringwire_signaling::{CallId, CallState, ClientMessage, ErrorCode, UserId};
+use ringwire_signaling::{
+    CallId, CallState, ClientMessage, EndReason, ErrorCode, ServerMessage, UserId,
+};
 use ringwire_testkit::signaling::{ClientIdx, SignalingWorld};
 use ringwire_testkit::{Seed, Sim};
 
@@ -259,4 +262,78 @@ fn unauthenticated_connections_are_closed_after_the_auth_timeout() {
         .any(|c| matches!(c, ringwire_signaling::controller::Command::Close { connection, .. } if connection == conn));
     assert!(closed);
     assert_eq!(sim.world().controller.stats().connections, 0);
+}
+
+#[test]
+fn revoking_an_identity_ends_its_sessions_and_refuses_old_tokens() {
+    let (mut sim, a, b, _m, call) = call_in_progress();
+    let alice = UserId::new("alice").unwrap();
+    let old_token = sim.world().token("alice", Scopes::all(), sim.now());
+    sim.run_for(Duration::from_secs(5));
+    let at = sim.world().wall_at(sim.now());
+    sim.act(|w, n| w.controller.revoke(&alice, at, n));
+    sim.settle();
+    assert!(
+        sim.world()
+            .events(a)
+            .iter()
+            .any(|e| matches!(e, Event::Goodbye { reason } if *reason == EndReason::revoked()))
+    );
+    let a_id = sim.world().id(a);
+    let left = sim.world().events(b).iter().any(|e| {
+        matches!(e, Event::ParticipantRemoved { id, reason: Some(r), .. } if *id == a_id && *r == EndReason::revoked())
+    });
+    assert!(left, "bob was not told why alice left");
+    assert_eq!(
+        sim.world().call_state(b, &call),
+        Some(CallState::Disconnected),
+        "a 1:1 call ends with its peer"
+    );
+
+    // Tokens from before the revocation are refused; a new one works.
+    sim.run_for(Duration::from_secs(5));
+    let now = sim.now();
+    let new_token = sim.world().token("alice", Scopes::all(), now);
+    let ctl = &mut sim.world_mut().controller;
+    let (c1, c2) = (ConnectionId(500), ConnectionId(501));
+    for (c, token) in [(c1, old_token), (c2, new_token)] {
+        ctl.handle_connect(c, now);
+        ctl.handle_message(
+            c,
+            ClientMessage::Auth {
+                token,
+                resume: None,
+                client: Default::default(),
+            },
+            now,
+        );
+    }
+    let mut answers = Vec::new();
+    while let Some(t) = ctl.poll_transmit() {
+        answers.push((t.connection, t.message.kind(), t.message));
+    }
+    while ctl.poll_command().is_some() {}
+    assert!(
+        matches!(&answers[0], (c, _, ServerMessage::Error { code: ErrorCode::TokenRevoked, .. }) if *c == c1),
+        "{answers:?}"
+    );
+    assert_eq!((answers[1].0, answers[1].1), (c2, "authenticated"));
+    ctl.check_invariants().unwrap();
+}
+
+#[test]
+fn connections_per_identity_are_capped() {
+    let seed = Seed::new(9);
+    let world = SignalingWorld::builder(seed)
+        .configure(|c| c.max_sessions_per_user = 2)
+        .build();
+    let mut sim = Sim::with_clock(world.clock(), seed, world);
+    let devices: Vec<_> = (0..3)
+        .map(|_| sim.act(|w, n| w.add_user("alice", n)))
+        .collect();
+    sim.settle();
+    assert!(failures(&sim, devices[0]).is_empty());
+    assert!(failures(&sim, devices[1]).is_empty());
+    assert_eq!(failures(&sim, devices[2]), [ErrorCode::TooManyConnections]);
+    assert_eq!(sim.world().controller.stats().sessions, 2);
 }

@@ -141,6 +141,8 @@ fn error_code() -> impl Strategy<Value = ErrorCode> {
         ErrorCode::InvalidToken,
         ErrorCode::TokenExpired,
         ErrorCode::MissingScope,
+        ErrorCode::TokenRevoked,
+        ErrorCode::TooManyConnections,
         ErrorCode::ResumeFailed,
         ErrorCode::UnknownCall,
         ErrorCode::CallExists,
