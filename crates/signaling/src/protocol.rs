@@ -536,43 +536,49 @@ trait MessageTypes {
     const TYPES: &'static [&'static str];
 }
 
+/// Every client message `type`, in declaration order.
+pub const CLIENT_MESSAGE_TYPES: &[&str] = &[
+    "auth",
+    "start_call",
+    "join",
+    "accept",
+    "reject",
+    "hang_up",
+    "hold",
+    "resume",
+    "mute",
+    "unmute",
+    "start_video",
+    "stop_video",
+    "add_participant",
+    "remove_participant",
+    "admit",
+    "media",
+    "ping",
+];
+
+/// Every server message `type`, in declaration order.
+pub const SERVER_MESSAGE_TYPES: &[&str] = &[
+    "authenticated",
+    "incoming_call",
+    "call_state",
+    "roster",
+    "participant",
+    "participant_left",
+    "mute_state",
+    "dominant_speakers",
+    "media",
+    "error",
+    "pong",
+    "goodbye",
+];
+
 impl MessageTypes for ClientMessage {
-    const TYPES: &'static [&'static str] = &[
-        "auth",
-        "start_call",
-        "join",
-        "accept",
-        "reject",
-        "hang_up",
-        "hold",
-        "resume",
-        "mute",
-        "unmute",
-        "start_video",
-        "stop_video",
-        "add_participant",
-        "remove_participant",
-        "admit",
-        "media",
-        "ping",
-    ];
+    const TYPES: &'static [&'static str] = CLIENT_MESSAGE_TYPES;
 }
 
 impl MessageTypes for ServerMessage {
-    const TYPES: &'static [&'static str] = &[
-        "authenticated",
-        "incoming_call",
-        "call_state",
-        "roster",
-        "participant",
-        "participant_left",
-        "mute_state",
-        "dominant_speakers",
-        "media",
-        "error",
-        "pong",
-        "goodbye",
-    ];
+    const TYPES: &'static [&'static str] = SERVER_MESSAGE_TYPES;
 }
 
 impl ClientMessage {

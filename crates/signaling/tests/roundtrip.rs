@@ -12,6 +12,7 @@
 
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
+use ringwire_signaling::protocol::{CLIENT_MESSAGE_TYPES, SERVER_MESSAGE_TYPES};
 use ringwire_signaling::{
     CallId, CallState, ClientKind, ClientMessage, EndReason, ErrorCode, GroupId, Identifier,
     JoinOptions, MediaPayload, MediaPayloadKind, ParticipantInfo, ParticipantState, PhoneNumber,
@@ -374,37 +375,12 @@ fn field_name() -> impl Strategy<Value = String> {
 }
 
 fn message_type() -> impl Strategy<Value = String> {
-    prop::sample::select(vec![
-        "auth",
-        "start_call",
-        "join",
-        "accept",
-        "reject",
-        "hang_up",
-        "hold",
-        "resume",
-        "mute",
-        "unmute",
-        "start_video",
-        "stop_video",
-        "add_participant",
-        "remove_participant",
-        "admit",
-        "media",
-        "ping",
-        "authenticated",
-        "incoming_call",
-        "call_state",
-        "roster",
-        "participant",
-        "participant_left",
-        "mute_state",
-        "dominant_speakers",
-        "error",
-        "pong",
-        "goodbye",
-    ])
-    .prop_map(str::to_owned)
+    let all: Vec<&str> = CLIENT_MESSAGE_TYPES
+        .iter()
+        .chain(SERVER_MESSAGE_TYPES)
+        .copied()
+        .collect();
+    prop::sample::select(all).prop_map(str::to_owned)
 }
 
 /// Objects with `"v": 1` and a known type, but random other fields: they get past the
