@@ -1,0 +1,49 @@
+//! `ringwire`: the one binary. `ringwire serve` runs the service; `ringwire token` and
+//! `ringwire identity create` make credentials with the local access key.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod identity;
+mod serve;
+mod token;
+
+/// Ringwire: a self-hostable calling service.
+#[derive(Debug, Parser)]
+#[command(name = "ringwire", version, about)]
+struct Cli {
+    /// A TOML configuration file (defaults, then this file, then RINGWIRE_* variables).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the service until SIGINT or SIGTERM.
+    Serve,
+    /// Print an access token made with the local access key.
+    Token(token::TokenArgs),
+    /// Manage identities.
+    #[command(subcommand)]
+    Identity(identity::IdentityCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve => serve::run(cli.config.as_deref()),
+        Command::Token(args) => token::run(cli.config.as_deref(), &args),
+        Command::Identity(command) => identity::run(cli.config.as_deref(), &command),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

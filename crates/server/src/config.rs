@@ -1,0 +1,303 @@
+//! The server's configuration: embedded defaults, a TOML file, `RINGWIRE_*` variables.
+//!
+//! [`ServerConfig::load`] layers three sources, each overriding the one before:
+//! 1. the defaults below, which need no file and serve on loopback;
+//! 2. a TOML file (`ringwire serve --config ringwire.toml`), when one is given;
+//! 3. environment variables named `RINGWIRE_<FIELD>`, with `__` between nested names:
+//!    `RINGWIRE_HTTP_ADDR=0.0.0.0:8080`, `RINGWIRE_LIMITS__BURST=200`,
+//!    `RINGWIRE_TLS__CERT=/etc/ringwire/cert.pem`.
+//!
+//! Durations are humantime strings (`"30s"`, `"1m 30s"`, `"300ms"`).
+//!
+//! Layering uses `figment`: it merges serde sources with per-field provenance (an
+//! error names the file or variable a bad value came from), and its TOML and
+//! environment providers do the `__` nesting that we would otherwise hand-write.
+//!
+//! | field | default |
+//! |---|---|
+//! | `http_addr` | `127.0.0.1:8080` (HTTP, WebSocket `/v1/signaling`, REST API, metrics) |
+//! | `quic_addr` | `127.0.0.1:8443` (QUIC signaling) |
+//! | `data_dir` | `$XDG_DATA_HOME/ringwire`, else `$HOME/.local/share/ringwire`, else `./ringwire-data` |
+//! | `resume_grace` | `30s` |
+//! | `ring_timeout` | `30s` |
+//! | `max_participants` | `350` |
+//! | `limits.max_frame` | `262144` (the protocol's `MAX_MESSAGE_SIZE`) |
+//! | `limits.messages_per_second` | `50` |
+//! | `limits.burst` | `100` |
+//! | `limits.max_connections_per_identity` | `10` |
+//! | `limits.handshake_timeout` | `10s` |
+//! | `tls` | none; `{ cert = "cert.pem", key = "key.pem" }` serves HTTPS/WSS and QUIC with it |
+//! | `dev_mode` | true when `http_addr` is a loopback address |
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use ringwire_signaling::protocol::MAX_MESSAGE_SIZE;
+use serde::{Deserialize, Serialize};
+
+/// Everything `ringwire serve` can be told. See the [module docs](self) for defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ServerConfig {
+    /// Where HTTP (REST API, WebSocket signaling, health and metrics) listens; port 0
+    /// picks a free port.
+    pub http_addr: SocketAddr,
+    /// Where QUIC signaling listens (UDP); port 0 picks a free port.
+    pub quic_addr: SocketAddr,
+    /// Where the access key (`access.key`) lives.
+    pub data_dir: PathBuf,
+    /// How long a session whose connection dropped stays in its calls.
+    #[serde(with = "humantime_serde")]
+    pub resume_grace: Duration,
+    /// How long an invitation rings before it ends with 408.
+    #[serde(with = "humantime_serde")]
+    pub ring_timeout: Duration,
+    /// Most participants in one call.
+    pub max_participants: usize,
+    /// Per-connection limits.
+    pub limits: Limits,
+    /// A certificate and key for HTTPS/WSS and QUIC; without it, HTTP is plain and
+    /// QUIC uses a self-signed development certificate made at start.
+    pub tls: Option<TlsConfig>,
+    /// Development mode: plain HTTP allowed, dev certificate. `None` means "when
+    /// `http_addr` is loopback". Outside dev mode the server refuses to start without
+    /// `tls`, because the REST API's bearer secret must not cross a network in clear.
+    pub dev_mode: Option<bool>,
+}
+
+/// What one connection may do.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Limits {
+    /// Largest message (WebSocket message or QUIC frame) accepted, in bytes.
+    pub max_frame: usize,
+    /// Messages per second a connection may send on average.
+    pub messages_per_second: u32,
+    /// Messages a connection may send in a burst.
+    pub burst: u32,
+    /// Most connections (sessions) one identity may have at once.
+    pub max_connections_per_identity: usize,
+    /// How long a new connection has to authenticate.
+    #[serde(with = "humantime_serde")]
+    pub handshake_timeout: Duration,
+}
+
+/// A certificate chain and private key, both PEM files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TlsConfig {
+    /// The certificate chain (PEM), leaf first.
+    pub cert: PathBuf,
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// The configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The configuration file given does not exist.
+    #[error("configuration file {} not found", path.display())]
+    NotFound {
+        /// The file.
+        path: PathBuf,
+    },
+    /// A value in the file or the environment is not valid (the message names its source).
+    #[error("invalid configuration: {0}")]
+    Invalid(#[source] Box<figment::Error>),
+    /// Outside dev mode, serving without TLS would send the access key in clear.
+    #[error("http_addr {addr} is not loopback: configure `tls` or set `dev_mode = true`")]
+    TlsRequired {
+        /// The configured address.
+        addr: SocketAddr,
+    },
+    /// A limit is zero where that would make the server unusable.
+    #[error("limits.{0} must be greater than zero")]
+    ZeroLimit(&'static str),
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            quic_addr: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            data_dir: default_data_dir(),
+            resume_grace: Duration::from_secs(30),
+            ring_timeout: Duration::from_secs(30),
+            max_participants: 350,
+            limits: Limits::default(),
+            tls: None,
+            dev_mode: None,
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_frame: MAX_MESSAGE_SIZE,
+            messages_per_second: 50,
+            burst: 100,
+            max_connections_per_identity: 10,
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// Defaults, then the TOML file at `path` (when given), then `RINGWIRE_*` variables.
+    ///
+    /// # Errors
+    /// [`ConfigError::NotFound`] when `path` does not exist, [`ConfigError::Invalid`]
+    /// for a value of the wrong form, [`ConfigError::TlsRequired`] and
+    /// [`ConfigError::ZeroLimit`] for settings the server cannot run with.
+    pub fn load(path: Option<&Path>) -> Result<ServerConfig, ConfigError> {
+        Self::load_from(path, Env::prefixed("RINGWIRE_").split("__"))
+    }
+
+    fn load_from(path: Option<&Path>, env: Env) -> Result<ServerConfig, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(ServerConfig::default()));
+        if let Some(path) = path {
+            // figment skips a missing file silently; a file the user named must exist.
+            if !path.is_file() {
+                return Err(ConfigError::NotFound {
+                    path: path.to_owned(),
+                });
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let config: ServerConfig = figment
+            .merge(env)
+            .extract()
+            .map_err(|e| ConfigError::Invalid(Box::new(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks settings the server cannot run with.
+    ///
+    /// # Errors
+    /// [`ConfigError::TlsRequired`] or [`ConfigError::ZeroLimit`].
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !self.is_dev_mode() && self.tls.is_none() {
+            return Err(ConfigError::TlsRequired {
+                addr: self.http_addr,
+            });
+        }
+        let limits = &self.limits;
+        for (name, value) in [
+            ("max_frame", limits.max_frame),
+            ("messages_per_second", limits.messages_per_second as usize),
+            ("burst", limits.burst as usize),
+            (
+                "max_connections_per_identity",
+                limits.max_connections_per_identity,
+            ),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::ZeroLimit(name));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether development mode is on: as configured, else when `http_addr` is loopback.
+    pub fn is_dev_mode(&self) -> bool {
+        self.dev_mode.unwrap_or(self.http_addr.ip().is_loopback())
+    }
+
+    /// Where the access key is kept: `<data_dir>/access.key`.
+    pub fn access_key_path(&self) -> PathBuf {
+        self.data_dir.join(crate::keys::ACCESS_KEY_FILE)
+    }
+}
+
+/// `$XDG_DATA_HOME/ringwire`, else `$HOME/.local/share/ringwire`, else `./ringwire-data`:
+/// a per-user place, so that `ringwire token` finds the key `ringwire serve` wrote
+/// whatever directory either runs in.
+fn default_data_dir() -> PathBuf {
+    let non_empty = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
+    if let Some(xdg) = non_empty("XDG_DATA_HOME") {
+        return PathBuf::from(xdg).join("ringwire");
+    }
+    if let Some(home) = non_empty("HOME") {
+        return PathBuf::from(home).join(".local/share/ringwire");
+    }
+    PathBuf::from("ringwire-data")
+}
+
+#[cfg(test)]
+// figment's Jail closures return its large error type; that is its API, not ours.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use figment::Jail;
+
+    use super::*;
+
+    fn load(path: Option<&Path>) -> Result<ServerConfig, ConfigError> {
+        ServerConfig::load_from(path, Env::prefixed("RINGWIRE_").split("__"))
+    }
+
+    #[test]
+    fn defaults_need_no_file() {
+        Jail::expect_with(|_| {
+            let config = load(None).unwrap();
+            assert_eq!(config.http_addr.to_string(), "127.0.0.1:8080");
+            assert_eq!(config.quic_addr.to_string(), "127.0.0.1:8443");
+            assert_eq!(config.resume_grace, Duration::from_secs(30));
+            assert_eq!(config.limits.max_frame, MAX_MESSAGE_SIZE);
+            assert!(config.is_dev_mode());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn file_then_env_override() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "ringwire.toml",
+                r#"
+                http_addr = "127.0.0.1:9000"
+                resume_grace = "1m 5s"
+                [limits]
+                burst = 7
+                handshake_timeout = "300ms"
+                "#,
+            )?;
+            jail.set_env("RINGWIRE_HTTP_ADDR", "127.0.0.1:9100");
+            jail.set_env("RINGWIRE_LIMITS__MESSAGES_PER_SECOND", "9");
+            let config = load(Some(Path::new("ringwire.toml"))).unwrap();
+            assert_eq!(config.http_addr.to_string(), "127.0.0.1:9100");
+            assert_eq!(config.resume_grace, Duration::from_secs(65));
+            assert_eq!(config.limits.burst, 7);
+            assert_eq!(config.limits.messages_per_second, 9);
+            assert_eq!(config.limits.handshake_timeout, Duration::from_millis(300));
+            // Untouched fields keep their defaults.
+            assert_eq!(config.limits.max_connections_per_identity, 10);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn errors_are_typed() {
+        Jail::expect_with(|jail| {
+            assert!(matches!(
+                load(Some(Path::new("missing.toml"))),
+                Err(ConfigError::NotFound { .. })
+            ));
+            jail.create_file("bad.toml", "resume_grace = \"soon\"")?;
+            let err = load(Some(Path::new("bad.toml"))).unwrap_err();
+            assert!(matches!(err, ConfigError::Invalid(_)), "{err}");
+            jail.create_file("open.toml", "http_addr = \"0.0.0.0:8080\"")?;
+            assert!(matches!(
+                load(Some(Path::new("open.toml"))),
+                Err(ConfigError::TlsRequired { .. })
+            ));
+            jail.set_env("RINGWIRE_LIMITS__BURST", "0");
+            assert!(matches!(load(None), Err(ConfigError::ZeroLimit("burst"))));
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,311 @@
+//! The hub: the one task that owns the [`CallController`].
+//!
+//! Connection tasks (WebSocket, QUIC) only move bytes: they open a connection with the
+//! hub, hand it every frame they read, and write whatever the hub queues for them. The
+//! hub feeds the controller, drains it after every input (the drain rule), and sleeps
+//! until the controller's next timeout or the next input, whichever comes first. Nothing
+//! else touches the controller, so it needs no lock (STYLE.md §2).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use ringwire_signaling::controller::{
+    CallController, Command, ConnectionId, ControllerStats, GatewayCommand, GatewayEvent,
+};
+use ringwire_signaling::{EndReason, Identifier, UserId};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+/// How many frames may wait for one connection before it counts as too slow and is
+/// dropped; the hub never waits for a connection.
+pub(crate) const OUTBOUND_QUEUE: usize = 1024;
+
+/// How many inputs the hub handles in a row before it yields to other tasks.
+const BATCH: usize = 256;
+
+/// What the hub sends a connection task.
+#[derive(Debug, Clone)]
+pub(crate) enum Outbound {
+    /// One encoded server message.
+    Frame(Arc<[u8]>),
+    /// Close the connection after writing what came before.
+    Close(EndReason),
+}
+
+/// A connection's end of the hub: its id and what to write to it.
+#[derive(Debug)]
+pub(crate) struct HubConnection {
+    pub(crate) id: ConnectionId,
+    pub(crate) outbound: mpsc::Receiver<Outbound>,
+}
+
+#[derive(Debug)]
+enum Input {
+    Open {
+        reply: oneshot::Sender<HubConnection>,
+    },
+    Bytes {
+        connection: ConnectionId,
+        bytes: Vec<u8>,
+    },
+    Closed {
+        connection: ConnectionId,
+    },
+    Stats {
+        reply: oneshot::Sender<ControllerStats>,
+    },
+    Revoke {
+        user: UserId,
+        reply: oneshot::Sender<()>,
+    },
+    Shutdown {
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// A cheap, cloneable handle to the hub task.
+#[derive(Debug, Clone)]
+pub(crate) struct HubHandle {
+    tx: mpsc::Sender<Input>,
+}
+
+/// The hub has stopped (the server is shutting down).
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the signaling hub has stopped")]
+pub(crate) struct HubStopped;
+
+impl HubHandle {
+    /// Starts the hub task around `controller`.
+    pub(crate) fn spawn(controller: CallController) -> (HubHandle, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(4096);
+        let hub = Hub {
+            controller,
+            rx,
+            connections: BTreeMap::new(),
+            next_connection: 0,
+        };
+        (HubHandle { tx }, tokio::spawn(hub.run()))
+    }
+
+    /// Registers a new transport connection.
+    pub(crate) async fn open(&self) -> Result<HubConnection, HubStopped> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Input::Open { reply })
+            .await
+            .map_err(|_| HubStopped)?;
+        rx.await.map_err(|_| HubStopped)
+    }
+
+    /// Hands the hub one frame a connection received.
+    pub(crate) async fn bytes(
+        &self,
+        connection: ConnectionId,
+        bytes: Vec<u8>,
+    ) -> Result<(), HubStopped> {
+        self.tx
+            .send(Input::Bytes { connection, bytes })
+            .await
+            .map_err(|_| HubStopped)
+    }
+
+    /// Tells the hub a connection is gone. Never blocks; a stopped hub needs no news.
+    pub(crate) fn closed(&self, connection: ConnectionId) {
+        let tx = self.tx.clone();
+        // try_send first so a connection task never waits at its end; fall back to a
+        // task when the queue is momentarily full, so the close is never lost.
+        if let Err(mpsc::error::TrySendError::Full(input)) =
+            tx.try_send(Input::Closed { connection })
+        {
+            tokio::spawn(async move {
+                let _ = tx.send(input).await;
+            });
+        }
+    }
+
+    /// The controller's counters.
+    pub(crate) async fn stats(&self) -> Result<ControllerStats, HubStopped> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Input::Stats { reply })
+            .await
+            .map_err(|_| HubStopped)?;
+        rx.await.map_err(|_| HubStopped)
+    }
+
+    /// Refuses `user`'s tokens issued until now and ends the user's sessions (their
+    /// calls end with "access revoked", their connections get a goodbye).
+    pub(crate) async fn revoke(&self, user: UserId) -> Result<(), HubStopped> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Input::Revoke { user, reply })
+            .await
+            .map_err(|_| HubStopped)?;
+        rx.await.map_err(|_| HubStopped)
+    }
+
+    /// Ends every call with "server shutting down", says goodbye to every connection and
+    /// stops the hub; returns once that is queued for every connection.
+    pub(crate) async fn shut_down(&self) {
+        let (done, rx) = oneshot::channel();
+        if self.tx.send(Input::Shutdown { done }).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+struct Hub {
+    controller: CallController,
+    rx: mpsc::Receiver<Input>,
+    connections: BTreeMap<ConnectionId, mpsc::Sender<Outbound>>,
+    next_connection: u64,
+}
+
+impl Hub {
+    async fn run(mut self) {
+        loop {
+            let deadline = self.controller.poll_timeout().map(Instant::from_std);
+            let input = tokio::select! {
+                input = self.rx.recv() => input,
+                () = sleep_until(deadline) => {
+                    self.controller.handle_timeout(Instant::now().into_std());
+                    self.drain();
+                    continue;
+                }
+            };
+            let Some(mut input) = input else { return };
+            // Handle a batch of queued inputs before sleeping again, then yield so the
+            // connection tasks on this runtime get to write what was queued.
+            for _ in 0..BATCH {
+                if let Some(done) = self.handle(input) {
+                    let _ = done.send(());
+                    return;
+                }
+                match self.rx.try_recv() {
+                    Ok(next) => input = next,
+                    Err(_) => break,
+                }
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// Handles one input and drains; returns the shutdown acknowledgement when the hub
+    /// must stop.
+    fn handle(&mut self, input: Input) -> Option<oneshot::Sender<()>> {
+        let now = Instant::now().into_std();
+        match input {
+            Input::Open { reply } => {
+                self.next_connection += 1;
+                let id = ConnectionId(self.next_connection);
+                let (tx, outbound) = mpsc::channel(OUTBOUND_QUEUE);
+                if reply.send(HubConnection { id, outbound }).is_ok() {
+                    self.connections.insert(id, tx);
+                    self.controller.handle_connect(id, now);
+                }
+            }
+            Input::Bytes { connection, bytes } => {
+                self.controller.handle_bytes(connection, &bytes, now)
+            }
+            Input::Closed { connection } => {
+                self.connections.remove(&connection);
+                self.controller.handle_disconnect(connection, now);
+            }
+            Input::Stats { reply } => {
+                let _ = reply.send(self.controller.stats());
+            }
+            Input::Revoke { user, reply } => {
+                self.controller
+                    .revoke(&user, std::time::SystemTime::now(), now);
+                self.drain();
+                let _ = reply.send(());
+                return None;
+            }
+            Input::Shutdown { done } => {
+                self.controller.shut_down(now);
+                self.drain();
+                return Some(done);
+            }
+        }
+        self.drain();
+        None
+    }
+
+    /// The drain rule: empty every controller output before the next input.
+    fn drain(&mut self) {
+        let now = Instant::now().into_std();
+        // Handling a command can produce new transmits (a failed gateway leg), so loop
+        // until both queues stay empty.
+        loop {
+            let mut any = false;
+            while let Some(transmit) = self.controller.poll_transmit() {
+                any = true;
+                let frame: Arc<[u8]> = transmit.message.encode().into();
+                self.send(transmit.connection, Outbound::Frame(frame), now);
+            }
+            while let Some(command) = self.controller.poll_command() {
+                any = true;
+                self.command(command, now);
+            }
+            if !any {
+                return;
+            }
+        }
+    }
+
+    fn command(&mut self, command: Command, now: std::time::Instant) {
+        match command {
+            Command::Close { connection, reason } => {
+                self.send(connection, Outbound::Close(reason), now);
+                self.connections.remove(&connection);
+            }
+            Command::Gateway(GatewayCommand::Dial {
+                call_id, target, ..
+            }) => {
+                // No PSTN trunk and no echo bot run in this server yet: the leg fails
+                // at once with a reason the caller can show.
+                tracing::debug!(%call_id, %target, "no gateway for this target");
+                let ended = GatewayEvent::Ended(unavailable(&target));
+                self.controller
+                    .handle_gateway_event(&call_id, &target, ended, now);
+            }
+            Command::Gateway(GatewayCommand::HangUp { .. }) => {}
+            Command::Media(media) => tracing::trace!(?media, "no media plane yet"),
+        }
+    }
+
+    /// Queues a frame for a connection without waiting; a connection that cannot keep
+    /// up is dropped rather than allowed to stall every other call.
+    fn send(&mut self, connection: ConnectionId, outbound: Outbound, now: std::time::Instant) {
+        let Some(tx) = self.connections.get(&connection) else {
+            return;
+        };
+        if let Err(e) = tx.try_send(outbound) {
+            tracing::debug!(
+                ?connection,
+                full = matches!(e, mpsc::error::TrySendError::Full(_)),
+                "dropping slow or gone connection"
+            );
+            self.connections.remove(&connection);
+            self.controller.handle_disconnect(connection, now);
+        }
+    }
+}
+
+fn unavailable(target: &Identifier) -> EndReason {
+    match target {
+        Identifier::Phone(_) => EndReason::new(480, 4800, "no SIP trunk is configured"),
+        _ => EndReason::new(
+            480,
+            4801,
+            "the echo test service is not available on this server",
+        ),
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

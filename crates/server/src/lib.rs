@@ -1,0 +1,315 @@
+//! The Ringwire service: identities and tokens, signaling endpoints (WebSocket and
+//! QUIC), and later media rooms, the echo service and the PSTN gateway, in one process.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use ringwire_server::{Server, ServerConfig};
+//! use ringwire_signaling::{Scope, Scopes, UserId};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let server = Server::start(ServerConfig::load(None)?).await?;
+//! println!("signaling on ws://{}/v1/signaling", server.http_addr());
+//! println!("quic on {} (certificate {})", server.quic_addr(), server.cert_fingerprint());
+//! let alice = UserId::new("alice")?;
+//! let token = server.issue_token(&alice, Scopes::from(Scope::Voip), Duration::from_secs(3600));
+//! # let _ = token;
+//! server.shut_down().await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Shape
+//! One task, the hub, owns the sans-IO [`CallController`](ringwire_signaling::controller::CallController)
+//! (STYLE.md §2). Connection tasks (WebSocket in [`ws`](crate::ws), QUIC in `quic`)
+//! only move bytes between their socket and the hub, and police what the transport
+//! must: frame size, message rate. The HTTP router serves the identity REST API,
+//! `/healthz`, `/readyz` and `/metrics`.
+//!
+//! # Shutdown
+//! [`RunningServer::shut_down`] stops accepting, has the hub end every call with
+//! "server shutting down" and say goodbye to every connection, waits (at most 5 s) for
+//! connection tasks to write that, and returns.
+//!
+//! Logs go through `tracing`; the binary sets the level from `RUST_LOG`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use ringwire_signaling::controller::{CallController, ControllerConfig};
+use ringwire_signaling::{Scopes, TokenKey, UserId};
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::task::JoinHandle;
+use tokio::time::timeout;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub mod config;
+mod error;
+mod http;
+mod hub;
+pub mod identity;
+pub mod keys;
+mod limits;
+mod metrics;
+mod quic;
+mod ws;
+
+pub use config::{ConfigError, Limits, ServerConfig, TlsConfig};
+pub use error::Error;
+pub use identity::new_user_id;
+pub use keys::{AccessKey, KeyError};
+
+use crate::hub::HubHandle;
+use crate::identity::Identities;
+use crate::keys::Certificate;
+use crate::metrics::TransportMetrics;
+
+/// How long shutdown waits for connection tasks to write their goodbyes.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Starts the service. See [`Server::start`].
+#[derive(Debug)]
+pub struct Server;
+
+/// A started service; [`RunningServer::shut_down`] stops it.
+#[derive(Debug)]
+pub struct RunningServer {
+    http_addr: SocketAddr,
+    quic_addr: SocketAddr,
+    certificate: Certificate,
+    access_key_path: PathBuf,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+    http_task: JoinHandle<()>,
+    quic_task: JoinHandle<()>,
+    hub_task: JoinHandle<()>,
+}
+
+/// What every request handler and connection task shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) config: ServerConfig,
+    pub(crate) hub: HubHandle,
+    pub(crate) key: AccessKey,
+    pub(crate) token_key: TokenKey,
+    pub(crate) metrics: TransportMetrics,
+    pub(crate) identities: Identities,
+    /// Tracks WebSocket connection tasks, so shutdown can wait for their goodbyes.
+    pub(crate) tracker: TaskTracker,
+    shutting_down: AtomicBool,
+}
+
+impl Shared {
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Acquire)
+    }
+}
+
+impl Server {
+    /// Reads or makes the access key, makes the development certificate (or reads the
+    /// configured one), binds HTTP and QUIC and starts serving.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an unusable configuration, [`Error::Key`] when the access
+    /// key cannot be read or written, [`Error::Bind`] when a port is taken,
+    /// [`Error::TlsFile`]/[`Error::Tls`] for bad TLS files, [`Error::Quic`].
+    pub async fn start(config: ServerConfig) -> Result<RunningServer, Error> {
+        config.validate()?;
+        let key = AccessKey::load_or_create(&config.data_dir)?;
+        let access_key_path = config.access_key_path();
+        let token_key = key.token_key();
+        let certificate = match &config.tls {
+            Some(tls) => load_certificate(tls)?,
+            None => Certificate::self_signed()?,
+        };
+
+        let now = tokio::time::Instant::now().into_std();
+        let mut controller_config = ControllerConfig::new(
+            token_key.clone(),
+            keys::random_u64()?,
+            now,
+            SystemTime::now(),
+        );
+        controller_config.ring_timeout = config.ring_timeout;
+        controller_config.resume_grace = config.resume_grace;
+        controller_config.auth_timeout = config.limits.handshake_timeout;
+        controller_config.max_participants = config.max_participants;
+        controller_config.max_sessions_per_user = config.limits.max_connections_per_identity;
+        let (hub, hub_task) = HubHandle::spawn(CallController::new(controller_config));
+
+        let listener = tokio::net::TcpListener::bind(config.http_addr)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: config.http_addr,
+                source,
+            })?;
+        let http_addr = listener.local_addr().map_err(|source| Error::Bind {
+            addr: config.http_addr,
+            source,
+        })?;
+
+        let endpoint = quic::bind(
+            config.quic_addr,
+            CertificateDer::from(certificate.cert_der.clone()),
+            PrivateKeyDer::try_from(certificate.key_der.clone()).map_err(|message| {
+                Error::TlsFile {
+                    path: PathBuf::from("<certificate key>"),
+                    message: message.to_owned(),
+                }
+            })?,
+        )
+        .map_err(|e| match e {
+            quic::QuicError::Io(source) => Error::Bind {
+                addr: config.quic_addr,
+                source,
+            },
+            other => Error::Quic(Box::new(other)),
+        })?;
+        let quic_addr = endpoint.local_addr().map_err(|source| Error::Bind {
+            addr: config.quic_addr,
+            source,
+        })?;
+
+        let shutdown = CancellationToken::new();
+        let limits = &config.limits;
+        let quic_limits = quic::QuicLimits {
+            max_frame: limits.max_frame,
+            messages_per_second: f64::from(limits.messages_per_second),
+            burst: limits.burst,
+            handshake_timeout: limits.handshake_timeout,
+        };
+        let quic_task = tokio::spawn(quic::serve(
+            endpoint,
+            hub.clone(),
+            quic_limits,
+            shutdown.clone().cancelled_owned(),
+        ));
+
+        let shared = Arc::new(Shared {
+            config,
+            hub,
+            key,
+            token_key,
+            metrics: TransportMetrics::default(),
+            identities: Identities::default(),
+            tracker: TaskTracker::new(),
+            shutting_down: AtomicBool::new(false),
+        });
+        let router = http::router(Arc::clone(&shared));
+        let http_shutdown = shutdown.clone();
+        let http_task = tokio::spawn(async move {
+            let serve = axum::serve(listener, router)
+                .with_graceful_shutdown(http_shutdown.cancelled_owned());
+            if let Err(error) = serve.await {
+                tracing::error!(%error, "http server failed");
+            }
+        });
+        tracing::info!(%http_addr, %quic_addr, fingerprint = %certificate.fingerprint(), "ringwire server started");
+        Ok(RunningServer {
+            http_addr,
+            quic_addr,
+            certificate,
+            access_key_path,
+            shared,
+            shutdown,
+            http_task,
+            quic_task,
+            hub_task,
+        })
+    }
+}
+
+impl RunningServer {
+    /// Where HTTP and WebSocket signaling listen (the real port when 0 was asked for).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// Where QUIC signaling listens (the real port when 0 was asked for).
+    pub fn quic_addr(&self) -> SocketAddr {
+        self.quic_addr
+    }
+
+    /// The TLS certificate QUIC (and HTTPS, when configured) presents, DER.
+    pub fn cert_der(&self) -> Vec<u8> {
+        self.certificate.cert_der.clone()
+    }
+
+    /// SHA-256 of [`RunningServer::cert_der`], upper-case hex pairs joined by colons.
+    pub fn cert_fingerprint(&self) -> String {
+        self.certificate.fingerprint()
+    }
+
+    /// Where the access key is kept.
+    pub fn access_key_path(&self) -> &std::path::Path {
+        &self.access_key_path
+    }
+
+    /// The configuration the server runs with.
+    pub fn config(&self) -> &ServerConfig {
+        &self.shared.config
+    }
+
+    /// A token for `user`, signed with the server's access key, valid from now for `ttl`.
+    pub fn issue_token(&self, user: &UserId, scopes: Scopes, ttl: Duration) -> String {
+        self.shared
+            .token_key
+            .issue(user, scopes, SystemTime::now(), ttl)
+    }
+
+    /// Stops accepting, ends every call with "server shutting down", says goodbye to
+    /// every connection, waits at most 5 s for connection tasks to write that, and
+    /// stops.
+    pub async fn shut_down(self) {
+        tracing::info!("shutting down");
+        self.shared.shutting_down.store(true, Ordering::Release);
+        self.shutdown.cancel();
+        self.shared.hub.shut_down().await;
+        self.shared.tracker.close();
+        if timeout(SHUTDOWN_GRACE, self.shared.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "websocket connections still open after {SHUTDOWN_GRACE:?}; dropping them"
+            );
+        }
+        for (name, task) in [
+            ("quic", self.quic_task),
+            ("http", self.http_task),
+            ("hub", self.hub_task),
+        ] {
+            let abort = task.abort_handle();
+            if timeout(SHUTDOWN_GRACE + Duration::from_secs(2), task)
+                .await
+                .is_err()
+            {
+                tracing::warn!(task = name, "task did not stop in time; aborting it");
+                abort.abort();
+            }
+        }
+        tracing::info!("stopped");
+    }
+}
+
+/// Reads the configured certificate chain's leaf and key.
+fn load_certificate(tls: &TlsConfig) -> Result<Certificate, Error> {
+    let file_error = |path: &PathBuf, message: String| Error::TlsFile {
+        path: path.clone(),
+        message,
+    };
+    let cert = CertificateDer::pem_file_iter(&tls.cert)
+        .map_err(|e| file_error(&tls.cert, e.to_string()))?
+        .next()
+        .ok_or_else(|| file_error(&tls.cert, "no certificate in the file".to_owned()))?
+        .map_err(|e| file_error(&tls.cert, e.to_string()))?;
+    let key =
+        PrivateKeyDer::from_pem_file(&tls.key).map_err(|e| file_error(&tls.key, e.to_string()))?;
+    Ok(Certificate {
+        cert_der: cert.to_vec(),
+        key_der: key.secret_der().to_vec(),
+    })
+}

@@ -1,0 +1,212 @@
+//! Prometheus metrics: the controller's counters, read from the hub at every scrape,
+//! and the transports' own counters (what connection tasks refuse before the hub).
+//!
+//! | series | type | labels |
+//! |---|---|---|
+//! | `ringwire_connections` | gauge | open signaling connections |
+//! | `ringwire_sessions` | gauge | sessions, attached or waiting for a resume |
+//! | `ringwire_calls` | gauge | running calls |
+//! | `ringwire_participants` | gauge | participants over all calls |
+//! | `ringwire_messages_total` | counter | `type`: client messages handled |
+//! | `ringwire_errors_total` | counter | `code`: error messages the controller sent |
+//! | `ringwire_resumes_total` | counter | sessions resumed |
+//! | `ringwire_transport_connections_total` | counter | `transport`: connections accepted |
+//! | `ringwire_transport_rate_limited_total` | counter | `transport`: messages refused by the rate limit |
+//! | `ringwire_transport_oversized_total` | counter | `transport`: frames over the size limit |
+//! | `ringwire_transport_binary_frames_total` | counter | WebSocket binary frames refused |
+//! | `ringwire_transport_closed_total` | counter | `transport`, `reason`: connections closed by the server, by why |
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use ringwire_signaling::controller::ControllerStats;
+
+type Labels = Vec<(&'static str, String)>;
+
+/// Counters kept by connection tasks; cheap to clone (they share their values).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TransportMetrics {
+    connections: Family<Labels, Counter>,
+    rate_limited: Family<Labels, Counter>,
+    oversized: Family<Labels, Counter>,
+    binary_frames: Counter,
+    closed: Family<Labels, Counter>,
+}
+
+/// Which transport a counter is about.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Transport {
+    WebSocket,
+}
+
+/// Why the server closed a connection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum CloseKind {
+    /// The hub ended the session (goodbye, refused auth, auth timeout, revoke).
+    Hub,
+    /// The client kept flooding.
+    RateLimited,
+    /// A frame over the limit.
+    Oversized,
+    /// The hub dropped a connection that could not keep up, or stopped.
+    HubGone,
+}
+
+impl Transport {
+    fn label(self) -> Labels {
+        match self {
+            Transport::WebSocket => vec![("transport", "websocket".to_owned())],
+        }
+    }
+}
+
+impl CloseKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            CloseKind::Hub => "hub",
+            CloseKind::RateLimited => "rate_limited",
+            CloseKind::Oversized => "oversized",
+            CloseKind::HubGone => "hub_gone",
+        }
+    }
+}
+
+impl TransportMetrics {
+    pub(crate) fn connection(&self, transport: Transport) {
+        self.connections.get_or_create(&transport.label()).inc();
+    }
+
+    pub(crate) fn rate_limited(&self, transport: Transport) {
+        self.rate_limited.get_or_create(&transport.label()).inc();
+    }
+
+    pub(crate) fn oversized(&self, transport: Transport) {
+        self.oversized.get_or_create(&transport.label()).inc();
+    }
+
+    pub(crate) fn binary_frame(&self) {
+        self.binary_frames.inc();
+    }
+
+    pub(crate) fn closed(&self, transport: Transport, kind: CloseKind) {
+        let mut labels = transport.label();
+        labels.push(("reason", kind.as_str().to_owned()));
+        self.closed.get_or_create(&labels).inc();
+    }
+
+    /// The text exposition (OpenMetrics) of these counters and `stats`.
+    pub(crate) fn render(&self, stats: &ControllerStats) -> String {
+        let mut registry = Registry::with_prefix("ringwire");
+        let gauge = |value: usize| {
+            let gauge = Gauge::<i64>::default();
+            gauge.set(i64::try_from(value).unwrap_or(i64::MAX));
+            gauge
+        };
+        registry.register(
+            "connections",
+            "Open signaling connections",
+            gauge(stats.connections),
+        );
+        registry.register(
+            "sessions",
+            "Sessions, attached or waiting for a resume",
+            gauge(stats.sessions),
+        );
+        registry.register("calls", "Running calls", gauge(stats.calls));
+        registry.register(
+            "participants",
+            "Participants over all calls, ringing ones included",
+            gauge(stats.participants),
+        );
+        let by = |name: &'static str, values: &std::collections::BTreeMap<&'static str, u64>| {
+            let family = Family::<Labels, Counter>::default();
+            for (key, value) in values {
+                family
+                    .get_or_create(&vec![(name, (*key).to_owned())])
+                    .inc_by(*value);
+            }
+            family
+        };
+        registry.register(
+            "messages",
+            "Client messages handled, by type",
+            by("type", &stats.messages),
+        );
+        registry.register(
+            "errors",
+            "Error messages sent, by code",
+            by("code", &stats.errors),
+        );
+        let resumes = Counter::<u64>::default();
+        resumes.inc_by(stats.resumes);
+        registry.register(
+            "resumes",
+            "Sessions resumed after a dropped connection",
+            resumes,
+        );
+
+        registry.register(
+            "transport_connections",
+            "Transport connections accepted",
+            self.connections.clone(),
+        );
+        registry.register(
+            "transport_rate_limited",
+            "Messages refused by the per-connection rate limit",
+            self.rate_limited.clone(),
+        );
+        registry.register(
+            "transport_oversized",
+            "Frames over the size limit",
+            self.oversized.clone(),
+        );
+        registry.register(
+            "transport_binary_frames",
+            "WebSocket binary frames refused",
+            self.binary_frames.clone(),
+        );
+        registry.register(
+            "transport_closed",
+            "Connections the server closed, by reason",
+            self.closed.clone(),
+        );
+
+        let mut out = String::new();
+        encode(&mut out, &registry).expect("writing to a String cannot fail");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_series() {
+        let metrics = TransportMetrics::default();
+        metrics.connection(Transport::WebSocket);
+        metrics.rate_limited(Transport::WebSocket);
+        metrics.closed(Transport::WebSocket, CloseKind::RateLimited);
+        let mut stats = ControllerStats {
+            calls: 2,
+            resumes: 1,
+            ..ControllerStats::default()
+        };
+        stats.messages.insert("ping", 3);
+        stats.errors.insert("malformed", 1);
+        let text = metrics.render(&stats);
+        for line in [
+            "ringwire_calls 2",
+            "ringwire_resumes_total 1",
+            "ringwire_messages_total{type=\"ping\"} 3",
+            "ringwire_errors_total{code=\"malformed\"} 1",
+            "ringwire_transport_connections_total{transport=\"websocket\"} 1",
+            "ringwire_transport_rate_limited_total{transport=\"websocket\"} 1",
+            "ringwire_transport_closed_total{transport=\"websocket\",reason=\"rate_limited\"} 1",
+        ] {
+            assert!(text.contains(line), "{line} missing from\n{text}");
+        }
+    }
+}
