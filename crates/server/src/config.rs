@@ -26,7 +26,7 @@
 //! | `limits.burst` | `100` |
 //! | `limits.max_connections_per_identity` | `10` |
 //! | `limits.handshake_timeout` | `10s` |
-//! | `tls` | none; `{ cert = "cert.pem", key = "key.pem" }` serves HTTPS/WSS and QUIC with it |
+//! | `tls` | none; `{ cert = "cert.pem", key = "key.pem" }`: QUIC presents this certificate (HTTPS/WSS termination is not implemented yet: put a TLS reverse proxy in front of `http_addr`) |
 //! | `dev_mode` | true when `http_addr` is a loopback address |
 
 use std::net::SocketAddr;
@@ -59,8 +59,9 @@ pub struct ServerConfig {
     pub max_participants: usize,
     /// Per-connection limits.
     pub limits: Limits,
-    /// A certificate and key for HTTPS/WSS and QUIC; without it, HTTP is plain and
-    /// QUIC uses a self-signed development certificate made at start.
+    /// A certificate and key; QUIC presents it. Without it QUIC uses a self-signed
+    /// development certificate made at start. HTTP is plain either way for now
+    /// (HTTPS/WSS termination is not implemented yet; use a TLS reverse proxy).
     pub tls: Option<TlsConfig>,
     /// Development mode: plain HTTP allowed, dev certificate. `None` means "when
     /// `http_addr` is loopback". Outside dev mode the server refuses to start without

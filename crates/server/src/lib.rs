@@ -122,7 +122,13 @@ impl Server {
         let access_key_path = config.access_key_path();
         let token_key = key.token_key();
         let certificate = match &config.tls {
-            Some(tls) => load_certificate(tls)?,
+            Some(tls) => {
+                tracing::warn!(
+                    "`tls` is used by QUIC only: HTTPS/WSS termination is not implemented yet, \
+                     so put a TLS reverse proxy in front of http_addr"
+                );
+                load_certificate(tls)?
+            }
             None => Certificate::self_signed()?,
         };
 
