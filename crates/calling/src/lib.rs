@@ -1,0 +1,77 @@
+//! The Ringwire calling SDK for native Rust apps. Its first piece is signaling: a
+//! [`SignalingClient`] that connects to a Ringwire server over WebSocket or QUIC,
+//! authenticates, keeps the connection alive, reconnects after a drop and resumes the
+//! session (its calls go on), and hands the app
+//! [`Event`](ringwire_signaling::Event)s.
+//!
+//! ```no_run
+//! use ringwire_calling::{ConnectOptions, Endpoint, SignalingClient, Trust};
+//! use ringwire_signaling::{Event, Identifier, JoinOptions};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! // `ringwire token --user alice` prints a token; `ringwire serve` prints the
+//! // fingerprint of its development certificate.
+//! let endpoint = Endpoint::quic(
+//!     "127.0.0.1:8443".parse()?,
+//!     "localhost",
+//!     Trust::Fingerprint("AB:CD:…".into()),
+//! );
+//! // Or over WebSocket: Endpoint::ws("ws://127.0.0.1:8080/v1/signaling")
+//! let (client, mut events) =
+//!     SignalingClient::connect(endpoint, "<token>", ConnectOptions::default()).await?;
+//!
+//! let call = client
+//!     .start_call(&[Identifier::user("bob")?], JoinOptions::default())
+//!     .await?;
+//! while let Some(event) = events.recv().await {
+//!     match event {
+//!         Event::CallStateChanged { call_id, state, end_reason } if call_id == call => {
+//!             println!("{state:?} {end_reason:?}");
+//!         }
+//!         Event::IncomingCall { call_id, caller, .. } => {
+//!             println!("{caller} calls");
+//!             client.accept(&call_id, JoinOptions::default()).await?;
+//!         }
+//!         _ => {}
+//!     }
+//! }
+//! client.close().await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Shape
+//! - [`transport`]: the [`Transport`]/[`Connector`] traits (a framed message pipe and
+//!   what makes one) with WebSocket and QUIC implementations. Plug in your own with
+//!   [`SignalingClient::connect_with`].
+//! - The driver: one tokio task owns the sans-IO [`ringwire_signaling::ClientSession`]
+//!   and `select!`s over the transport, the command channel and the session's next
+//!   timeout, draining the session after every input (STYLE.md §2). Its clock is
+//!   `tokio::time::Instant`, so `#[tokio::test(start_paused = true)]` controls it.
+//! - [`SignalingClient`] is a cloneable handle holding channel ends: commands go to the
+//!   driver, the session's validation errors come back as [`Error::Session`].
+//!
+//! # Reconnecting
+//! When the transport fails, or the server stops answering pings, the session keeps
+//! its calls ([`ConnectionState::Reconnecting`](ringwire_signaling::ConnectionState::Reconnecting)) and the driver reconnects after
+//! `backoff_initial × 2^attempt` (at most `backoff_max`), randomized into the upper
+//! half of that delay with a generator seeded from [`ConnectOptions::seed`]. The new
+//! connection presents the resume token: within the server's grace period the calls go
+//! on; after it the server starts a fresh session and the calls end with
+//! [`EndReason::connection_lost`](ringwire_signaling::EndReason::connection_lost). A
+//! `goodbye` from the server, or a token it refuses, stops the client for good.
+//!
+//! # Closing
+//! [`SignalingClient::close`] hangs up every live call and closes the connection
+//! cleanly. Dropping the last handle closes the connection cleanly too, leaving calls
+//! to the server's grace period.
+
+mod client;
+mod driver;
+mod error;
+#[cfg(feature = "loadtest")]
+pub mod loadtest;
+pub mod transport;
+
+pub use client::{ConnectOptions, EventStream, SignalingClient};
+pub use error::{Error, TransportError};
+pub use transport::{Connector, Endpoint, Transport, Trust};
