@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod identity;
+mod loadtest;
 mod serve;
 mod token;
 
@@ -30,6 +31,9 @@ enum Command {
     /// Manage identities.
     #[command(subcommand)]
     Identity(identity::IdentityCommand),
+    /// Load-test a running server on this machine.
+    #[command(subcommand)]
+    Loadtest(loadtest::LoadtestCommand),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +42,7 @@ fn main() -> ExitCode {
         Command::Serve => serve::run(cli.config.as_deref()),
         Command::Token(args) => token::run(cli.config.as_deref(), &args),
         Command::Identity(command) => identity::run(cli.config.as_deref(), &command),
+        Command::Loadtest(command) => loadtest::run(cli.config.as_deref(), &command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
