@@ -239,16 +239,8 @@ impl<C: Connector> Driver<C> {
         }
     }
 
-    /// `initial × 2^attempt`, at most `max`, then a random point in its upper half
-    /// ("equal jitter"), so clients dropped together do not come back together.
     fn backoff(&mut self, attempt: u32) -> Duration {
-        let base = self
-            .options
-            .backoff_initial
-            .saturating_mul(1u32 << attempt.min(20))
-            .min(self.options.backoff_max);
-        let half = base / 2;
-        half + half.mul_f64(self.rng.random::<f64>())
+        backoff(&self.options, attempt, &mut self.rng)
     }
 
     /// Waits `delay` without a transport, still answering commands (which fail with
@@ -367,9 +359,46 @@ fn refuses_session(code: ErrorCode) -> bool {
     )
 }
 
+/// `initial × 2^attempt`, at most `max`, then a random point in its upper half
+/// ("equal jitter"), so clients dropped together do not come back together.
+fn backoff(options: &ConnectOptions, attempt: u32, rng: &mut StdRng) -> Duration {
+    let base = options
+        .backoff_initial
+        .saturating_mul(1u32 << attempt.min(20))
+        .min(options.backoff_max);
+    let half = base / 2;
+    half + half.mul_f64(rng.random::<f64>())
+}
+
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_seeded_jitter() {
+        let options = ConnectOptions::default(); // 200 ms doubling, at most 10 s
+        let delays = |seed| {
+            let mut rng = StdRng::seed_from_u64(seed);
+            (0..10)
+                .map(|attempt| backoff(&options, attempt, &mut rng))
+                .collect::<Vec<_>>()
+        };
+        let first = delays(7);
+        assert_eq!(first, delays(7), "same seed, same delays");
+        assert_ne!(first, delays(8), "another seed, other delays");
+        for (attempt, delay) in first.iter().enumerate() {
+            let base = (Duration::from_millis(200) * (1 << attempt)).min(Duration::from_secs(10));
+            assert!(
+                *delay >= base / 2 && *delay <= base,
+                "attempt {attempt}: {delay:?}"
+            );
+        }
     }
 }
