@@ -26,7 +26,7 @@
 //! | `limits.burst` | `100` |
 //! | `limits.max_connections_per_identity` | `10` |
 //! | `limits.handshake_timeout` | `10s` |
-//! | `tls` | none; `{ cert = "cert.pem", key = "key.pem" }`: QUIC presents this certificate (HTTPS/WSS termination is not implemented yet: put a TLS reverse proxy in front of `http_addr`) |
+//! | `tls` | none (plain HTTP/WS, development only); `{ cert = "cert.pem", key = "key.pem" }`: `http_addr` serves HTTPS and WSS with this certificate chain and key, and QUIC presents the certificate |
 //! | `dev_mode` | true when `http_addr` is a loopback address |
 
 use std::net::SocketAddr;
@@ -59,9 +59,10 @@ pub struct ServerConfig {
     pub max_participants: usize,
     /// Per-connection limits.
     pub limits: Limits,
-    /// A certificate and key; QUIC presents it. Without it QUIC uses a self-signed
-    /// development certificate made at start. HTTP is plain either way for now
-    /// (HTTPS/WSS termination is not implemented yet; use a TLS reverse proxy).
+    /// A certificate chain and key. With it, `http_addr` serves HTTPS and WSS only
+    /// (TLS 1.2 or 1.3, terminated in-process by rustls) and QUIC presents the
+    /// certificate. Without it, HTTP is plain (allowed only in development mode) and
+    /// QUIC uses a self-signed development certificate made at start.
     pub tls: Option<TlsConfig>,
     /// Development mode: plain HTTP allowed, dev certificate. `None` means "when
     /// `http_addr` is loopback". Outside dev mode the server refuses to start without
@@ -81,7 +82,8 @@ pub struct Limits {
     pub burst: u32,
     /// Most connections (sessions) one identity may have at once.
     pub max_connections_per_identity: usize,
-    /// How long a new connection has to authenticate.
+    /// How long a new connection has to authenticate; with `tls`, also how long it
+    /// has to finish its TLS handshake.
     #[serde(with = "humantime_serde")]
     pub handshake_timeout: Duration,
 }

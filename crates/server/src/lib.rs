@@ -8,6 +8,7 @@
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let server = Server::start(ServerConfig::load(None)?).await?;
+//! // `wss://` and `https://` instead when `config.tls` is set.
 //! println!("signaling on ws://{}/v1/signaling", server.http_addr());
 //! println!("quic on {} (certificate {})", server.quic_addr(), server.cert_fingerprint());
 //! let alice = UserId::new("alice")?;
@@ -18,14 +19,21 @@
 //! ```
 //!
 //! # Shape
-//! One task, the hub, owns the sans-IO [`CallController`](ringwire_signaling::controller::CallController)
-//! (STYLE.md §2). Connection tasks (WebSocket in [`ws`](crate::ws), QUIC in `quic`)
-//! only move bytes between their socket and the hub, and police what the transport
-//! must: frame size, message rate. The HTTP router serves the identity REST API,
-//! `/healthz`, `/readyz` and `/metrics`.
+//! One task, the hub, owns the sans-IO [`CallController`] (STYLE.md §2). Connection
+//! tasks (WebSocket in `ws`, QUIC in `quic`) only move bytes between their socket and
+//! the hub, and police what the transport must: frame size, message rate. The HTTP
+//! router serves the identity REST API, `/healthz`, `/readyz` and `/metrics`.
+//!
+//! # TLS
+//! With `[tls]` configured, the HTTP listener terminates TLS itself (rustls through
+//! tokio-rustls, in the `tls` module): REST API, metrics and WebSocket signaling are
+//! HTTPS and WSS only, and QUIC presents the same certificate. Without it, HTTP
+//! is plain, which [`ServerConfig::validate`] allows only in development mode
+//! (loopback by default), and QUIC uses a self-signed certificate made at start.
 //!
 //! # Shutdown
-//! [`RunningServer::shut_down`] stops accepting, has the hub end every call with
+//! [`RunningServer::shut_down`] stops accepting (over TLS too: the port closes and
+//! handshakes in flight are dropped), has the hub end every call with
 //! "server shutting down" and say goodbye to every connection, waits (at most 5 s) for
 //! connection tasks to write that, and returns.
 //!
@@ -39,7 +47,6 @@ use std::time::{Duration, SystemTime};
 
 use ringwire_signaling::controller::{CallController, ControllerConfig};
 use ringwire_signaling::{Scopes, TokenKey, UserId};
-use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
@@ -55,6 +62,7 @@ pub mod keys;
 mod limits;
 mod metrics;
 mod quic;
+mod tls;
 mod ws;
 
 pub use config::{ConfigError, Limits, ServerConfig, TlsConfig};
@@ -121,15 +129,12 @@ impl Server {
         let key = AccessKey::load_or_create(&config.data_dir)?;
         let access_key_path = config.access_key_path();
         let token_key = key.token_key();
-        let certificate = match &config.tls {
+        let (certificate, https) = match &config.tls {
             Some(tls) => {
-                tracing::warn!(
-                    "`tls` is used by QUIC only: HTTPS/WSS termination is not implemented yet, \
-                     so put a TLS reverse proxy in front of http_addr"
-                );
-                load_certificate(tls)?
+                let loaded = tls::load(tls)?;
+                (loaded.certificate, Some(loaded.server_config))
             }
-            None => Certificate::self_signed()?,
+            None => (Certificate::self_signed()?, None),
         };
 
         let now = tokio::time::Instant::now().into_std();
@@ -205,15 +210,15 @@ impl Server {
             shutting_down: AtomicBool::new(false),
         });
         let router = http::router(Arc::clone(&shared));
-        let http_shutdown = shutdown.clone();
-        let http_task = tokio::spawn(async move {
-            let serve = axum::serve(listener, router)
-                .with_graceful_shutdown(http_shutdown.cancelled_owned());
-            if let Err(error) = serve.await {
-                tracing::error!(%error, "http server failed");
+        let http_task = match https {
+            Some(tls_config) => {
+                let handshake_timeout = shared.config.limits.handshake_timeout;
+                let listener = tls::TlsListener::new(listener, tls_config, handshake_timeout);
+                tokio::spawn(serve_http(listener, router, shutdown.clone()))
             }
-        });
-        tracing::info!(%http_addr, %quic_addr, fingerprint = %certificate.fingerprint(), "ringwire server started");
+            None => tokio::spawn(serve_http(listener, router, shutdown.clone())),
+        };
+        tracing::info!(%http_addr, https = shared.config.tls.is_some(), %quic_addr, fingerprint = %certificate.fingerprint(), "ringwire server started");
         Ok(RunningServer {
             http_addr,
             quic_addr,
@@ -301,21 +306,15 @@ impl RunningServer {
     }
 }
 
-/// Reads the configured certificate chain's leaf and key.
-fn load_certificate(tls: &TlsConfig) -> Result<Certificate, Error> {
-    let file_error = |path: &PathBuf, message: String| Error::TlsFile {
-        path: path.clone(),
-        message,
-    };
-    let cert = CertificateDer::pem_file_iter(&tls.cert)
-        .map_err(|e| file_error(&tls.cert, e.to_string()))?
-        .next()
-        .ok_or_else(|| file_error(&tls.cert, "no certificate in the file".to_owned()))?
-        .map_err(|e| file_error(&tls.cert, e.to_string()))?;
-    let key =
-        PrivateKeyDer::from_pem_file(&tls.key).map_err(|e| file_error(&tls.key, e.to_string()))?;
-    Ok(Certificate {
-        cert_der: cert.to_vec(),
-        key_der: key.secret_der().to_vec(),
-    })
+/// Serves `router` on `listener` (plain TCP, or [`tls::TlsListener`]) until `shutdown`,
+/// then lets connections finish (axum's graceful shutdown).
+async fn serve_http<L>(listener: L, router: axum::Router, shutdown: CancellationToken)
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    let serve = axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned());
+    if let Err(error) = serve.await {
+        tracing::error!(%error, "http server failed");
+    }
 }

@@ -7,6 +7,7 @@
 #![allow(unreachable_pub)] // A test helper module: `pub` is how the tests reach it.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -168,6 +169,16 @@ impl Ws {
     pub async fn connect(addr: SocketAddr) -> Result<Ws> {
         let url = format!("ws://{addr}/v1/signaling");
         let (stream, _) = timeout(GUARD, tokio_tungstenite::connect_async(url)).await??;
+        Ok(Ws { stream })
+    }
+
+    /// A `wss://` connection trusting what `tls` trusts.
+    pub async fn connect_tls(addr: SocketAddr, tls: Arc<rustls::ClientConfig>) -> Result<Ws> {
+        let url = format!("wss://{addr}/v1/signaling");
+        let connector = tokio_tungstenite::Connector::Rustls(tls);
+        let connect =
+            tokio_tungstenite::connect_async_tls_with_config(url, None, false, Some(connector));
+        let (stream, _) = timeout(GUARD, connect).await??;
         Ok(Ws { stream })
     }
 
