@@ -434,7 +434,7 @@ async fn one_to_one_flow(pair: &mut [Member; 2], counters: &Counters) -> Flow {
     }
     .await;
     if let Err(step) = result {
-        tracing::debug!(step, "1:1 flow failed");
+        tracing::warn!(step, "1:1 flow failed");
         flow.failed = true;
     }
     flow
@@ -458,7 +458,10 @@ async fn group_flow(group: &mut [Member], group_id: &GroupId, counters: &Counter
                 .await
                 .map_err(|_| "join refused")?;
             counters.sent(1);
-            wait_state(member, &call, CallState::Connected, counters).await?;
+            if let Err(step) = wait_state(member, &call, CallState::Connected, counters).await {
+                tracing::warn!(member = %member.id, step, "group member not connected");
+                return Err(step);
+            }
             let took = t0.elapsed();
             // Then the roster fills up: everyone else connected.
             let mut connected = std::collections::BTreeSet::new();
@@ -479,7 +482,10 @@ async fn group_flow(group: &mut [Member], group_id: &GroupId, counters: &Counter
                     }
                     _ => None,
                 })
-                .await?;
+                .await
+                .inspect_err(|step| {
+                    tracing::warn!(member = %member.id, step, seen = connected.len(), "roster incomplete");
+                })?;
                 connected.insert(id);
             }
             Ok::<_, &'static str>((call, took))
@@ -505,7 +511,7 @@ async fn group_flow(group: &mut [Member], group_id: &GroupId, counters: &Counter
     }
     .await;
     if let Err(step) = result {
-        tracing::debug!(step, "group flow failed");
+        tracing::warn!(step, %group_id, "group flow failed");
         flow.failed = true;
     }
     flow
@@ -523,10 +529,13 @@ async fn wait<T>(
     counters: &Counters,
     mut f: impl FnMut(&Event) -> Option<T>,
 ) -> Result<T, &'static str> {
-    let events = &mut member.events;
+    let (id, events) = (&member.id, &mut member.events);
     let found = async {
         while let Some(event) = events.recv().await {
             counters.messages.fetch_add(1, Ordering::Relaxed);
+            if let Event::RequestFailed { code, message, .. } = &event {
+                tracing::warn!(member = %id, code = code.as_str(), %message, "the server refused a request");
+            }
             if let Some(found) = f(&event) {
                 return Ok(found);
             }

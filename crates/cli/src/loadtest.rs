@@ -10,6 +10,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use ringwire_calling::loadtest::{self, LoadtestConfig};
 use ringwire_calling::{Endpoint, Trust};
 use ringwire_server::{AccessKey, ServerConfig};
+use tracing_subscriber::EnvFilter;
 
 /// Most connections one run may open.
 const MAX_CLIENTS: usize = 20_000;
@@ -68,6 +69,12 @@ pub(crate) enum TransportKind {
 
 pub(crate) fn run(config: Option<&Path>, command: &LoadtestCommand) -> Result<()> {
     let LoadtestCommand::Signaling(args) = command;
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     if args.clients == 0 || args.clients > MAX_CLIENTS {
         bail!("--clients must be between 1 and {MAX_CLIENTS}");
     }
