@@ -173,17 +173,21 @@ impl Hub {
                     continue;
                 }
             };
-            let Some(mut input) = input else { return };
             // Handle a batch of queued inputs before sleeping again, then yield so the
-            // connection tasks on this runtime get to write what was queued.
-            for _ in 0..BATCH {
+            // connection tasks on this runtime get to write what was queued. Only take
+            // an input off the queue when it will be handled: one taken and then left
+            // at the end of a batch would be lost.
+            let Some(first) = input else { return };
+            let mut next = Some(first);
+            let mut handled = 0;
+            while let Some(input) = next.take() {
                 if let Some(done) = self.handle(input) {
                     let _ = done.send(());
                     return;
                 }
-                match self.rx.try_recv() {
-                    Ok(next) => input = next,
-                    Err(_) => break,
+                handled += 1;
+                if handled < BATCH {
+                    next = self.rx.try_recv().ok();
                 }
             }
             tokio::task::yield_now().await;
@@ -307,5 +311,66 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use ringwire_signaling::controller::ControllerConfig;
+    use ringwire_signaling::{ClientMessage, ErrorCode, ServerMessage, TokenKey};
+
+    use super::*;
+
+    /// Far more inputs than one batch, queued before the hub runs: every one is
+    /// handled (an input taken off the queue at the end of a batch once was lost).
+    #[tokio::test]
+    async fn handles_every_input_across_batches() {
+        let key = TokenKey::new(&[3; 32]).unwrap();
+        let config = ControllerConfig::new(key, 1, Instant::now().into_std(), SystemTime::now());
+        // Queue everything before the hub runs, so that it works through full batches.
+        let (tx, rx) = mpsc::channel(4096);
+        let hub = Hub {
+            controller: CallController::new(config),
+            rx,
+            connections: BTreeMap::new(),
+            next_connection: 0,
+        };
+        let (reply, opened) = oneshot::channel();
+        tx.try_send(Input::Open { reply }).unwrap();
+        let first = ConnectionId(1); // The hub numbers connections from 1.
+        let count = BATCH * 3 + 7;
+        let ping = ClientMessage::Ping { seq: 0 }.encode();
+        for _ in 0..count {
+            tx.try_send(Input::Bytes {
+                connection: first,
+                bytes: ping.clone(),
+            })
+            .unwrap();
+        }
+        let task = tokio::spawn(hub.run());
+        let mut conn = opened.await.unwrap();
+        assert_eq!(conn.id, first);
+        for i in 0..count {
+            let frame = tokio::time::timeout(Duration::from_secs(10), conn.outbound.recv())
+                .await
+                .unwrap_or_else(|_| panic!("answer {i} of {count} never came"))
+                .unwrap();
+            let Outbound::Frame(bytes) = frame else {
+                panic!("closed after {i}")
+            };
+            // Before `auth` every message is refused, one error each.
+            let message = ServerMessage::decode(&bytes).unwrap();
+            assert!(matches!(
+                message,
+                ServerMessage::Error {
+                    code: ErrorCode::NotAuthenticated,
+                    ..
+                }
+            ));
+        }
+        HubHandle { tx }.shut_down().await;
+        task.await.unwrap();
     }
 }
