@@ -1,7 +1,8 @@
 //! Bad input over a raw QUIC stream: an oversized length prefix, malformed JSON, a
 //! message before `auth`, a stream ending inside a frame, and a flood. Each gets its
-//! typed error or close code, and a well-behaved pair in a call on the same server is
-//! undisturbed. Timeouts only guard against hangs.
+//! typed error or close code, is counted in `/metrics` under `transport="quic"`, and a
+//! well-behaved pair in a call on the same server is undisturbed. Timeouts only guard
+//! against hangs.
 
 #![allow(clippy::unwrap_used)] // Scenario helpers outside #[test] fns unwrap too.
 
@@ -11,7 +12,7 @@ mod harness;
 use std::sync::Arc;
 use std::time::Duration;
 
-use harness::{Client, GUARD, Harness, Kind, connected_pair};
+use harness::{Client, GUARD, Harness, Kind, connected_pair, metric};
 use quinn::{Connection, ConnectionError, Endpoint, RecvStream, SendStream};
 use ringwire_signaling::protocol::MAX_MESSAGE_SIZE;
 use ringwire_signaling::{
@@ -166,6 +167,30 @@ async fn oversized_length_prefix_closes_with_4001() {
     raw.write(b"{\"v\":1").await;
     assert_eq!(raw.close_code().await, 4001);
     undisturbed(&mut alice, &mut bob, &call).await;
+    // The server counts before it closes, so the close means the counters are in.
+    let text = h.metrics().await;
+    let series = |s: &str| metric(&text, s);
+    assert_eq!(
+        series("ringwire_transport_oversized_total{transport=\"quic\"}"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        series("ringwire_transport_closed_total{transport=\"quic\",reason=\"oversized\"}"),
+        Some(1.0),
+        "{text}"
+    );
+    // alice, bob and the raw connection.
+    assert!(
+        series("ringwire_transport_connections_total{transport=\"quic\"}")
+            .is_some_and(|n| n >= 3.0),
+        "{text}"
+    );
+    assert_eq!(
+        series("ringwire_transport_oversized_total{transport=\"websocket\"}"),
+        None,
+        "nothing counted against websocket: {text}"
+    );
     h.server.shut_down().await;
 }
 
@@ -222,6 +247,15 @@ async fn a_stream_ending_inside_a_frame_closes_with_4004() {
     raw.send.finish().unwrap();
     assert_eq!(raw.close_code().await, 4004);
     undisturbed(&mut alice, &mut bob, &call).await;
+    let text = h.metrics().await;
+    assert_eq!(
+        metric(
+            &text,
+            "ringwire_transport_closed_total{transport=\"quic\",reason=\"framing\"}"
+        ),
+        Some(1.0),
+        "{text}"
+    );
     h.server.shut_down().await;
 }
 
@@ -254,5 +288,23 @@ async fn a_flood_is_refused_then_closed_with_4002() {
     assert!(rate_limited >= 1, "told it was rate limited");
     assert_eq!(raw.close_code().await, 4002);
     undisturbed(&mut alice, &mut bob, &call).await;
+    let text = h.metrics().await;
+    let series = |s: &str| metric(&text, s);
+    assert_eq!(
+        series("ringwire_transport_closed_total{transport=\"quic\",reason=\"rate_limited\"}"),
+        Some(1.0),
+        "{text}"
+    );
+    // The close comes after 3 × burst refusals in a row, each counted.
+    assert!(
+        series("ringwire_transport_rate_limited_total{transport=\"quic\"}")
+            .is_some_and(|n| n >= 300.0),
+        "{text}"
+    );
+    assert!(
+        series("ringwire_transport_connections_total{transport=\"quic\"}")
+            .is_some_and(|n| n >= 3.0),
+        "{text}"
+    );
     h.server.shut_down().await;
 }

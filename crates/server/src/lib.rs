@@ -192,12 +192,6 @@ impl Server {
             burst: limits.burst,
             handshake_timeout: limits.handshake_timeout,
         };
-        let quic_task = tokio::spawn(quic::serve(
-            endpoint,
-            hub.clone(),
-            quic_limits,
-            shutdown.clone().cancelled_owned(),
-        ));
 
         let shared = Arc::new(Shared {
             config,
@@ -209,6 +203,14 @@ impl Server {
             tracker: TaskTracker::new(),
             shutting_down: AtomicBool::new(false),
         });
+        // Both transports count into the same metrics.
+        let quic_task = tokio::spawn(quic::serve(
+            endpoint,
+            shared.hub.clone(),
+            quic_limits,
+            shared.metrics.clone(),
+            shutdown.clone().cancelled_owned(),
+        ));
         let router = http::router(Arc::clone(&shared));
         let http_task = match https {
             Some(tls_config) => {

@@ -15,6 +15,14 @@
 //! | `ringwire_transport_oversized_total` | counter | `transport`: frames over the size limit |
 //! | `ringwire_transport_binary_frames_total` | counter | WebSocket binary frames refused |
 //! | `ringwire_transport_closed_total` | counter | `transport`, `reason`: connections closed by the server, by why |
+//!
+//! `transport` is `websocket` or `quic`. `reason` is one of `hub`, `rate_limited`,
+//! `oversized`, `hub_gone`, and on QUIC also `handshake_timeout` (no stream opened in
+//! time) and `framing` (the stream ended inside a frame).
+//!
+//! Connection tasks count through a [`ConnectionMetrics`], which
+//! [`TransportMetrics::connection`] hands out, so both transports count the same
+//! things the same way.
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -22,6 +30,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use ringwire_signaling::controller::ControllerStats;
+
+use crate::limits::Verdict;
 
 type Labels = Vec<(&'static str, String)>;
 
@@ -35,10 +45,20 @@ pub(crate) struct TransportMetrics {
     closed: Family<Labels, Counter>,
 }
 
+/// One connection's handle on the [`TransportMetrics`], labelled with its transport.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnectionMetrics {
+    metrics: TransportMetrics,
+    transport: Transport,
+}
+
 /// Which transport a counter is about.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Transport {
+    /// `GET /v1/signaling` (label `websocket`).
     WebSocket,
+    /// QUIC signaling (label `quic`).
+    Quic,
 }
 
 /// Why the server closed a connection.
@@ -52,13 +72,19 @@ pub(crate) enum CloseKind {
     Oversized,
     /// The hub dropped a connection that could not keep up, or stopped.
     HubGone,
+    /// QUIC: no stream opened within the handshake timeout.
+    HandshakeTimeout,
+    /// QUIC: the stream ended inside a frame.
+    Framing,
 }
 
 impl Transport {
     fn label(self) -> Labels {
-        match self {
-            Transport::WebSocket => vec![("transport", "websocket".to_owned())],
-        }
+        let name = match self {
+            Transport::WebSocket => "websocket",
+            Transport::Quic => "quic",
+        };
+        vec![("transport", name.to_owned())]
     }
 }
 
@@ -69,31 +95,54 @@ impl CloseKind {
             CloseKind::RateLimited => "rate_limited",
             CloseKind::Oversized => "oversized",
             CloseKind::HubGone => "hub_gone",
+            CloseKind::HandshakeTimeout => "handshake_timeout",
+            CloseKind::Framing => "framing",
         }
     }
 }
 
-impl TransportMetrics {
-    pub(crate) fn connection(&self, transport: Transport) {
-        self.connections.get_or_create(&transport.label()).inc();
+impl ConnectionMetrics {
+    /// Counts what the rate limiter refused (every verdict but [`Verdict::Pass`]) and
+    /// hands the verdict back.
+    pub(crate) fn rate_limit(&self, verdict: Verdict) -> Verdict {
+        if verdict != Verdict::Pass {
+            self.metrics
+                .rate_limited
+                .get_or_create(&self.transport.label())
+                .inc();
+        }
+        verdict
     }
 
-    pub(crate) fn rate_limited(&self, transport: Transport) {
-        self.rate_limited.get_or_create(&transport.label()).inc();
+    /// A frame over the size limit.
+    pub(crate) fn oversized(&self) {
+        self.metrics
+            .oversized
+            .get_or_create(&self.transport.label())
+            .inc();
     }
 
-    pub(crate) fn oversized(&self, transport: Transport) {
-        self.oversized.get_or_create(&transport.label()).inc();
-    }
-
+    /// A WebSocket binary frame (refused).
     pub(crate) fn binary_frame(&self) {
-        self.binary_frames.inc();
+        self.metrics.binary_frames.inc();
     }
 
-    pub(crate) fn closed(&self, transport: Transport, kind: CloseKind) {
-        let mut labels = transport.label();
+    /// The server closed this connection because of `kind`.
+    pub(crate) fn closed(&self, kind: CloseKind) {
+        let mut labels = self.transport.label();
         labels.push(("reason", kind.as_str().to_owned()));
-        self.closed.get_or_create(&labels).inc();
+        self.metrics.closed.get_or_create(&labels).inc();
+    }
+}
+
+impl TransportMetrics {
+    /// Counts a connection accepted on `transport`; the handle counts what happens to it.
+    pub(crate) fn connection(&self, transport: Transport) -> ConnectionMetrics {
+        self.connections.get_or_create(&transport.label()).inc();
+        ConnectionMetrics {
+            metrics: self.clone(),
+            transport,
+        }
     }
 
     /// The text exposition (OpenMetrics) of these counters and `stats`.
@@ -186,9 +235,18 @@ mod tests {
     #[test]
     fn renders_every_series() {
         let metrics = TransportMetrics::default();
-        metrics.connection(Transport::WebSocket);
-        metrics.rate_limited(Transport::WebSocket);
-        metrics.closed(Transport::WebSocket, CloseKind::RateLimited);
+        let ws = metrics.connection(Transport::WebSocket);
+        assert_eq!(ws.rate_limit(Verdict::Refuse), Verdict::Refuse);
+        assert_eq!(ws.rate_limit(Verdict::Pass), Verdict::Pass);
+        ws.closed(CloseKind::RateLimited);
+        let quic = metrics.connection(Transport::Quic);
+        metrics.connection(Transport::Quic);
+        quic.rate_limit(Verdict::Refuse);
+        quic.rate_limit(Verdict::Drop);
+        quic.rate_limit(Verdict::Close);
+        quic.closed(CloseKind::RateLimited);
+        quic.oversized();
+        quic.closed(CloseKind::Framing);
         let mut stats = ControllerStats {
             calls: 2,
             resumes: 1,
@@ -205,6 +263,11 @@ mod tests {
             "ringwire_transport_connections_total{transport=\"websocket\"} 1",
             "ringwire_transport_rate_limited_total{transport=\"websocket\"} 1",
             "ringwire_transport_closed_total{transport=\"websocket\",reason=\"rate_limited\"} 1",
+            "ringwire_transport_connections_total{transport=\"quic\"} 2",
+            "ringwire_transport_rate_limited_total{transport=\"quic\"} 3",
+            "ringwire_transport_oversized_total{transport=\"quic\"} 1",
+            "ringwire_transport_closed_total{transport=\"quic\",reason=\"rate_limited\"} 1",
+            "ringwire_transport_closed_total{transport=\"quic\",reason=\"framing\"} 1",
         ] {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }

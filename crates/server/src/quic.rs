@@ -14,6 +14,12 @@
 //! messages dropped, then a close with [`close_code::RATE_LIMITED`] if it keeps going
 //! (the WebSocket endpoint's policy, [`RateLimiter`]).
 //!
+//! Connections are counted in `/metrics` like WebSocket ones (label
+//! `transport="quic"`, through the same [`ConnectionMetrics`]): a connection once its
+//! QUIC handshake completes, every message the rate limiter refuses, frames over the
+//! limit, and every close the server makes, by reason (`hub`, `hub_gone`,
+//! `oversized`, `rate_limited`, `handshake_timeout`, `framing`).
+//!
 //! Application close codes (the reason phrase says more, for people):
 //!
 //! | code | meaning |
@@ -40,6 +46,7 @@ use tokio::time::{Instant, timeout};
 
 use crate::hub::{HubConnection, HubHandle, Outbound};
 use crate::limits::{RateLimiter, Verdict};
+use crate::metrics::{CloseKind, ConnectionMetrics, Transport, TransportMetrics};
 
 /// The ALPN protocol id of Ringwire signaling over QUIC.
 pub(crate) const ALPN: &[u8] = b"ringwire/1";
@@ -142,9 +149,10 @@ pub(crate) fn bind(
     Ok(Endpoint::server(server_config(cert, key)?, addr)?)
 }
 
-/// Accepts QUIC connections until `shutdown` completes, then stops accepting, lets
-/// every connection task finish (the hub's shutdown has told them goodbye, or the hub
-/// is gone) and closes the endpoint. Spawn it; it returns when all that is done.
+/// Accepts QUIC connections, counting them in `metrics`, until `shutdown` completes;
+/// then stops accepting, lets every connection task finish (the hub's shutdown has
+/// told them goodbye, or the hub is gone) and closes the endpoint. Spawn it; it
+/// returns when all that is done.
 ///
 /// Call [`HubHandle::shut_down`] before (or together with) completing `shutdown`, so
 /// clients get their `goodbye` before the endpoint closes.
@@ -152,6 +160,7 @@ pub(crate) async fn serve(
     endpoint: Endpoint,
     hub: HubHandle,
     limits: QuicLimits,
+    metrics: TransportMetrics,
     shutdown: impl Future<Output = ()> + Send,
 ) {
     let limits = Arc::new(limits);
@@ -162,7 +171,12 @@ pub(crate) async fn serve(
             () = &mut shutdown => break,
             incoming = endpoint.accept() => {
                 let Some(incoming) = incoming else { break };
-                tasks.spawn(connection(incoming, hub.clone(), Arc::clone(&limits)));
+                tasks.spawn(connection(
+                    incoming,
+                    hub.clone(),
+                    Arc::clone(&limits),
+                    metrics.clone(),
+                ));
             }
             // Reap finished tasks so the set does not grow with every connection ever made.
             Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
@@ -201,7 +215,27 @@ enum End {
     Flood,
 }
 
-async fn connection(incoming: quinn::Incoming, hub: HubHandle, limits: Arc<QuicLimits>) {
+impl End {
+    /// Why the server closed the connection, for the metrics; `None` when the client
+    /// ended it.
+    fn close_kind(&self) -> Option<CloseKind> {
+        match self {
+            End::Goodbye(_) => Some(CloseKind::Hub),
+            End::HubGone => Some(CloseKind::HubGone),
+            End::PeerFinished | End::Lost => None,
+            End::TooLarge(_) => Some(CloseKind::Oversized),
+            End::Truncated => Some(CloseKind::Framing),
+            End::Flood => Some(CloseKind::RateLimited),
+        }
+    }
+}
+
+async fn connection(
+    incoming: quinn::Incoming,
+    hub: HubHandle,
+    limits: Arc<QuicLimits>,
+    metrics: TransportMetrics,
+) {
     let remote = incoming.remote_address();
     let connection = match timeout(limits.handshake_timeout, incoming).await {
         Ok(Ok(connection)) => connection,
@@ -214,6 +248,8 @@ async fn connection(incoming: quinn::Incoming, hub: HubHandle, limits: Arc<QuicL
             return;
         }
     };
+    // Counted like a WebSocket connection: once the transport's own handshake is done.
+    let metrics = metrics.connection(Transport::Quic);
     let (send, recv) = match timeout(limits.handshake_timeout, connection.accept_bi()).await {
         Ok(Ok(streams)) => streams,
         Ok(Err(error)) => {
@@ -221,6 +257,7 @@ async fn connection(incoming: quinn::Incoming, hub: HubHandle, limits: Arc<QuicL
             return;
         }
         Err(_) => {
+            metrics.closed(CloseKind::HandshakeTimeout);
             close(
                 &connection,
                 close_code::HANDSHAKE_TIMEOUT,
@@ -237,11 +274,18 @@ async fn connection(incoming: quinn::Incoming, hub: HubHandle, limits: Arc<QuicL
     // Frames the connection task itself answers with (rate limiting), next to the hub's.
     let (local_tx, local_rx) = mpsc::channel(4);
     let end = tokio::select! {
-        end = read_loop(recv, &hub, id, &limits, local_tx) => end,
+        end = read_loop(recv, &hub, id, &limits, &metrics, local_tx) => end,
         end = write_loop(send, outbound, local_rx, &connection) => end,
     };
     hub.closed(id);
     tracing::debug!(%remote, ?id, ?end, "quic session ended");
+    // Counted before the close, so whoever sees the close sees the counters too.
+    if let End::TooLarge(_) = end {
+        metrics.oversized();
+    }
+    if let Some(kind) = end.close_kind() {
+        metrics.closed(kind);
+    }
     match end {
         End::Goodbye(reason) => {
             let code = close_code::GOODBYE + u32::from(reason.code.min(999));
@@ -276,6 +320,7 @@ async fn read_loop(
     hub: &HubHandle,
     id: ringwire_signaling::controller::ConnectionId,
     limits: &QuicLimits,
+    metrics: &ConnectionMetrics,
     local: mpsc::Sender<Arc<[u8]>>,
 ) -> End {
     // The limiter takes whole messages a second; a fractional configuration rounds up.
@@ -304,7 +349,7 @@ async fn read_loop(
             Err(quinn::ReadExactError::FinishedEarly(_)) => return End::Truncated,
             Err(quinn::ReadExactError::ReadError(_)) => return End::Lost,
         }
-        match limiter.check(Instant::now().into_std()) {
+        match metrics.rate_limit(limiter.check(Instant::now().into_std())) {
             Verdict::Pass => {}
             Verdict::Refuse => {
                 tracing::debug!(?id, "quic message over the rate limit, refused");

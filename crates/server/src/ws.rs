@@ -65,8 +65,7 @@ enum End {
 }
 
 async fn connection(mut socket: WebSocket, shared: Arc<Shared>) {
-    let metrics = &shared.metrics;
-    metrics.connection(Transport::WebSocket);
+    let metrics = shared.metrics.connection(Transport::WebSocket);
     let Ok(HubConnection { id, mut outbound }) = shared.hub.open().await else {
         close(socket, 1001, "server shutting down").await;
         return;
@@ -116,30 +115,28 @@ async fn connection(mut socket: WebSocket, shared: Arc<Shared>) {
                         // tungstenite reports a message over the limit as a capacity
                         // error; axum does not expose its type, so match its text.
                         if e.to_string().contains("Space limit exceeded") {
-                            metrics.oversized(Transport::WebSocket);
+                            metrics.oversized();
                             break End::Close(1009, "message too large".to_owned(), CloseKind::Oversized);
                         }
                         tracing::debug!(?id, error = %e, "websocket read failed");
                         break End::Gone;
                     }
                 };
-                match limiter.check(Instant::now().into_std()) {
+                match metrics.rate_limit(limiter.check(Instant::now().into_std())) {
                     Verdict::Pass => {
                         if shared.hub.bytes(id, bytes).await.is_err() {
                             break End::Close(1001, "server shutting down".to_owned(), CloseKind::HubGone);
                         }
                     }
                     Verdict::Refuse => {
-                        metrics.rate_limited(Transport::WebSocket);
                         tracing::debug!(?id, "websocket connection over its rate limit");
                         let error = error(ErrorCode::RateLimited, "too many messages; slow down");
                         if socket.send(error).await.is_err() {
                             break End::Gone;
                         }
                     }
-                    Verdict::Drop => metrics.rate_limited(Transport::WebSocket),
+                    Verdict::Drop => {}
                     Verdict::Close => {
-                        metrics.rate_limited(Transport::WebSocket);
                         break End::Close(1008, "rate limited".to_owned(), CloseKind::RateLimited);
                     }
                 }
@@ -149,7 +146,7 @@ async fn connection(mut socket: WebSocket, shared: Arc<Shared>) {
     shared.hub.closed(id);
     tracing::debug!(?id, "websocket connection ended");
     if let End::Close(code, reason, kind) = end {
-        metrics.closed(Transport::WebSocket, kind);
+        metrics.closed(kind);
         close(socket, code, &reason).await;
     }
 }

@@ -4,6 +4,7 @@
 // Each test file uses some of these helpers, not all.
 #![allow(dead_code)]
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use ringwire_calling::{ConnectOptions, Endpoint, EventStream, SignalingClient, Trust};
@@ -12,6 +13,8 @@ use ringwire_signaling::{
     CallId, CallState, ConnectionState, EndReason, Event, Identifier, JoinOptions, Scope, Scopes,
     UserId,
 };
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 /// Longest any single expected thing may take before the test fails.
 pub(crate) const GUARD: Duration = Duration::from_secs(10);
@@ -69,6 +72,13 @@ impl Harness {
                 Trust::Certificate(self.server.cert_der()),
             ),
         }
+    }
+
+    /// The server's `/metrics` text.
+    pub(crate) async fn metrics(&self) -> String {
+        let (status, body) = http_get(self.server.http_addr(), "/metrics").await;
+        assert_eq!(status, 200, "GET /metrics: {body}");
+        body
     }
 
     pub(crate) async fn client(&mut self, kind: Kind, name: &'static str) -> Client {
@@ -227,4 +237,35 @@ pub(crate) async fn connected_pair(alice: &mut Client, bob: &mut Client) -> Call
     bob.expect_state(&call, CallState::Connected).await;
     alice.expect_state(&call, CallState::Connected).await;
     call
+}
+
+/// One HTTP/1.1 `GET` with `Connection: close` (the server tests' minimal client):
+/// status and body.
+pub(crate) async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
+    let exchange = async {
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut raw = Vec::new();
+        stream.read_to_end(&mut raw).await.unwrap();
+        String::from_utf8(raw).unwrap()
+    };
+    let raw = tokio::time::timeout(GUARD, exchange)
+        .await
+        .expect("http answer in time");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("a header end");
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    (status, body.to_owned())
+}
+
+/// The value of the series `name{labels}` (exactly as rendered) in a `/metrics` text.
+pub(crate) fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        let value = line.strip_prefix(series)?.strip_prefix(' ')?;
+        value.trim().parse().ok()
+    })
 }
