@@ -1,0 +1,9 @@
+//! Ringwire's media engine: the parts of a call that carry sound and pictures.
+//!
+//! Every decision here lives in a sans-IO core that takes time as an argument, so the
+//! hot paths (jitter buffer, mixer, speaker detection) are benchmarked and fuzzed
+//! without sockets: `handle_*` inputs, `poll_*` outputs, `now` passed in.
+//! This crate knows nothing of signaling or of tokio.
+
+pub mod speaker;
+pub use speaker::{DominantSpeaker, SpeakerConfig, SpeakerEvent};
