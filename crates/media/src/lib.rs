@@ -5,5 +5,8 @@
 //! without sockets: `handle_*` inputs, `poll_*` outputs, `now` passed in.
 //! This crate knows nothing of signaling or of tokio.
 
+pub mod analysis;
+pub mod codec;
 pub mod speaker;
+pub use codec::{Channels, CodecError, Decoder, Encoder, OpusConfig};
 pub use speaker::{DominantSpeaker, SpeakerConfig, SpeakerEvent};
