@@ -7,6 +7,8 @@
 
 pub mod analysis;
 pub mod codec;
+pub mod level;
 pub mod speaker;
 pub use codec::{Channels, CodecError, Decoder, Encoder, OpusConfig};
+pub use level::{AudioLevel, LevelExtension, VadConfig, VoiceActivity};
 pub use speaker::{DominantSpeaker, SpeakerConfig, SpeakerEvent};
