@@ -8,7 +8,9 @@
 pub mod analysis;
 pub mod codec;
 pub mod level;
+pub mod mixer;
 pub mod speaker;
 pub use codec::{Channels, CodecError, Decoder, Encoder, OpusConfig};
 pub use level::{AudioLevel, LevelExtension, VadConfig, VoiceActivity};
+pub use mixer::{MixKind, MixMode, MixOutput, Mixer, MixerConfig, MixerStats};
 pub use speaker::{DominantSpeaker, SpeakerConfig, SpeakerEvent};
