@@ -98,6 +98,21 @@ pub fn tone_snr(samples: &[i16], freq: f64, rate: u32) -> f64 {
     10.0 * (tone.max(1e-9) / rest).log10()
 }
 
+/// [`tone_snr`] over consecutive windows of `window` samples (the last partial one
+/// ignored), powers summed before the ratio: robust to phase jumps between windows
+/// (a jitter buffer dropping or inserting a frame), which cancel in one long Goertzel.
+#[must_use]
+pub fn tone_snr_windowed(samples: &[i16], freq: f64, rate: u32, window: usize) -> f64 {
+    let (mut tone_sum, mut rest_sum) = (0.0f64, 0.0f64);
+    for chunk in samples.chunks_exact(window.max(1)) {
+        let total = mean_square(chunk);
+        let tone = goertzel_power(chunk, freq, rate).min(total);
+        tone_sum += tone;
+        rest_sum += total - tone;
+    }
+    10.0 * (tone_sum.max(1e-9) / rest_sum.max(1e-9)).log10()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

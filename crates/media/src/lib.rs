@@ -7,10 +7,12 @@
 
 pub mod analysis;
 pub mod codec;
+pub mod jitter;
 pub mod level;
 pub mod mixer;
 pub mod speaker;
 pub use codec::{Channels, CodecError, Decoder, Encoder, OpusConfig};
+pub use jitter::{AudioPacket, Frame, FrameKind, JitterBuffer, JitterConfig, JitterStats};
 pub use level::{AudioLevel, LevelExtension, VadConfig, VoiceActivity};
 pub use mixer::{MixKind, MixMode, MixOutput, Mixer, MixerConfig, MixerStats};
 pub use speaker::{DominantSpeaker, SpeakerConfig, SpeakerEvent};
