@@ -7,6 +7,9 @@
 
 pub mod analysis;
 pub mod codec;
+#[cfg(any(fuzzing, feature = "arbitrary"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod jitter;
 pub mod level;
 pub mod mixer;
