@@ -1,5 +1,7 @@
 //! Costs of the audio cores: opus encode and decode of one 20 ms frame (48 kHz mono,
-//! 32 kbit/s, FEC and DTX on, complexity 5), and PLC / FEC recovery of a lost frame.
+//! 32 kbit/s, FEC and DTX on, complexity 5), PLC / FEC recovery of a lost frame, and
+//! the jitter buffer's cost per packet (insert one packet and pull one 20 ms frame,
+//! decode included; and the same with every 10th packet lost, so FEC runs).
 //!
 //! Run: `cargo bench -p ringwire-benches --bench media`.
 
@@ -7,11 +9,14 @@
 #![allow(missing_docs)]
 
 use std::hint::black_box;
+use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ringwire_media::analysis::tone;
 use ringwire_media::codec::{FRAME_SAMPLES, MAX_PACKET_SIZE, SAMPLE_RATE};
-use ringwire_media::{Channels, Decoder, Encoder, OpusConfig};
+use ringwire_media::{
+    AudioPacket, Channels, Decoder, Encoder, JitterBuffer, JitterConfig, OpusConfig,
+};
 
 /// One second of a 440 Hz tone over a 220 Hz one, as 50 frames: a voiced signal, so the
 /// encoder does real work (silence would hit DTX).
@@ -78,5 +83,40 @@ fn opus(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, opus);
+fn jitter(c: &mut Criterion) {
+    let packets = packets(&frames());
+    let mut group = c.benchmark_group("jitter");
+    for (name, lose_every) in [
+        ("packet_insert_pull", 0u64),
+        ("packet_insert_pull_10pct_loss", 10),
+    ] {
+        let mut jb = JitterBuffer::new(JitterConfig::default()).expect("decoder");
+        let t0 = Instant::now();
+        let mut i = 0u64;
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                // One packet every 20 ms on a clean path; one pull every 20 ms.
+                let now = t0 + Duration::from_millis(20 * i);
+                if lose_every == 0 || i % lose_every != 5 {
+                    let payload = packets[(i % packets.len() as u64) as usize].clone();
+                    jb.handle_packet(
+                        AudioPacket {
+                            seq: i as u16,
+                            timestamp: (i * 960) as u32,
+                            payload,
+                            marker: false,
+                        },
+                        now,
+                    );
+                }
+                let frame = jb.poll_frame(now);
+                i += 1;
+                black_box(frame)
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, opus, jitter);
 criterion_main!(benches);
