@@ -579,13 +579,14 @@ impl JitterBuffer {
                     return;
                 };
                 match self.decoder.decode(&stored.payload, &mut self.scratch) {
-                    Ok(n) => {
+                    Ok(n) if n > 0 => {
                         let n = n.min(MAX_PACKET_SAMPLES);
                         self.pcm
                             .extend(self.scratch.iter().take(n * channels).copied());
                         p.next_ts += n as i64;
                     }
-                    Err(_) => {
+                    _ => {
+                        // A decode error (or nothing decoded): conceal the packet's duration.
                         self.stats.decode_errors += 1;
                         mix.concealed = true;
                         self.conceal_samples(stored.samples.max(1));
