@@ -88,6 +88,8 @@ pub fn run_jitter_ops(scenario: &JitterScenario) {
     let voiced: Vec<i16> = (0..channels.frame_len())
         .map(|i| if (i / 50) % 2 == 0 { 6000 } else { -6000 })
         .collect();
+    // The one clock read of a replay: the origin of its virtual time, which the ops
+    // then advance. The jitter buffer itself never reads a clock.
     let t0 = Instant::now();
     let mut now = t0;
     let mut handed_in = 0u64;

@@ -1709,41 +1709,51 @@ impl CallController {
         Ok(())
     }
 
+    /// Applies `change` to the sender's joined member of a call, then tells the media
+    /// plane and the roster. `change` returns whether anything changed; a refusal
+    /// leaves the member as it was.
+    fn change_member(
+        &mut self,
+        key: SessionKey,
+        call_id: &CallId,
+        change: impl FnOnce(&mut Member) -> Result<bool, Refusal>,
+    ) -> Result<(), Refusal> {
+        let me = self.joined_member(key, call_id)?;
+        let Some(member) = self
+            .calls
+            .get_mut(call_id)
+            .and_then(|c| c.members.get_mut(&me))
+        else {
+            return Ok(());
+        };
+        if change(member)? {
+            self.media_update(call_id, &me);
+            self.sync(call_id, &[me]);
+        }
+        Ok(())
+    }
+
     fn set_hold(
         &mut self,
         key: SessionKey,
         call_id: &CallId,
         on_hold: bool,
     ) -> Result<(), Refusal> {
-        let me = self.joined_member(key, call_id)?;
-        if let Some(member) = self
-            .calls
-            .get_mut(call_id)
-            .and_then(|c| c.members.get_mut(&me))
-        {
-            member.on_hold = on_hold;
-        }
-        self.media_update(call_id, &me);
-        self.sync(call_id, &[me]);
-        Ok(())
+        self.change_member(key, call_id, |m| {
+            Ok(std::mem::replace(&mut m.on_hold, on_hold) != on_hold)
+        })
     }
 
     fn set_muted(&mut self, key: SessionKey, call_id: &CallId, muted: bool) -> Result<(), Refusal> {
-        let me = self.joined_member(key, call_id)?;
-        if let Some(member) = self
-            .calls
-            .get_mut(call_id)
-            .and_then(|c| c.members.get_mut(&me))
-        {
-            member.muted = muted;
-        }
+        self.change_member(key, call_id, |m| {
+            Ok(std::mem::replace(&mut m.muted, muted) != muted)
+        })?;
+        // The sender hears its mute state even when it did not change: it asked.
         let message = ServerMessage::MuteState {
             call_id: call_id.clone(),
             muted,
         };
         send_to(&self.sessions, &mut self.transmits, key, message);
-        self.media_update(call_id, &me);
-        self.sync(call_id, &[me]);
         Ok(())
     }
 
@@ -1754,32 +1764,25 @@ impl CallController {
         kind: VideoKind,
         on: bool,
     ) -> Result<(), Refusal> {
-        let me = self.joined_member(key, call_id)?;
-        let Some(member) = self
-            .calls
-            .get_mut(call_id)
-            .and_then(|c| c.members.get_mut(&me))
-        else {
-            return Ok(());
-        };
-        if on {
-            if member.video.contains(&kind) {
-                return Ok(());
+        self.change_member(key, call_id, |m| {
+            if !on {
+                let before = m.video.len();
+                m.video.retain(|k| *k != kind);
+                return Ok(m.video.len() != before);
+            }
+            if m.video.contains(&kind) {
+                return Ok(false);
             }
             // The streaming rules allow 1 video or 1 screen share beside audio.
-            if !member.video.is_empty() {
+            if !m.video.is_empty() {
                 return Err(Refusal::new(
                     ErrorCode::InvalidState,
                     "stop the camera before sharing the screen, or the other way round",
                 ));
             }
-            member.video.push(kind);
-        } else {
-            member.video.retain(|k| *k != kind);
-        }
-        self.media_update(call_id, &me);
-        self.sync(call_id, &[me]);
-        Ok(())
+            m.video.push(kind);
+            Ok(true)
+        })
     }
 
     fn add_participant(

@@ -473,6 +473,8 @@ struct World {
 
 impl World {
     fn new(small_calls: bool) -> Self {
+        // The one clock read of a replay: the origin of its virtual time, which the
+        // ops then advance. The controller itself never reads a clock.
         let base = Instant::now();
         let wall = wall_anchor();
         let key = key();
