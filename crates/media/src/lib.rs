@@ -6,6 +6,7 @@
 //! This crate knows nothing of signaling or of tokio.
 
 pub mod analysis;
+pub mod audio_io;
 pub mod codec;
 #[cfg(any(fuzzing, feature = "arbitrary"))]
 #[doc(hidden)]
