@@ -7,6 +7,7 @@
 
 pub mod analysis;
 pub mod audio_io;
+pub mod client;
 pub mod codec;
 #[cfg(any(fuzzing, feature = "arbitrary"))]
 #[doc(hidden)]
@@ -14,9 +15,14 @@ pub mod fuzzing;
 pub mod jitter;
 pub mod level;
 pub mod mixer;
+pub mod rtc;
+pub mod server;
 pub mod speaker;
+pub use client::{CallMedia, CallMediaConfig, CallMediaEvent, CallMediaStats};
 pub use codec::{Channels, CodecError, Decoder, Encoder, OpusConfig};
 pub use jitter::{AudioPacket, Frame, FrameKind, JitterBuffer, JitterConfig, JitterStats};
 pub use level::{AudioLevel, LevelExtension, VadConfig, VoiceActivity};
 pub use mixer::{MixKind, MixMode, MixOutput, Mixer, MixerConfig, MixerStats};
+pub use rtc::{MediaError, Transmit};
+pub use server::{MediaServer, MediaServerConfig, MediaServerStats, ServerEvent};
 pub use speaker::{DominantSpeaker, SpeakerConfig, SpeakerEvent};

@@ -1,0 +1,830 @@
+//! The server's media plane: one UDP socket, many str0m `Rtc`s, one room per call.
+//!
+//! Sans-IO like everything in this crate. The caller owns the socket and feeds every
+//! datagram to [`MediaServer::handle_receive`]; the server finds the participant it
+//! belongs to the way str0m's own examples do (`Rtc::accepts`: the nominated remote
+//! address, or STUN credentials while ICE runs), remembering source addresses so the
+//! usual packet needs one lookup instead of a scan.
+//!
+//! Each room feeds a [`Mixer`] and a [`DominantSpeaker`] detector:
+//!
+//! - with two connected participants the mixer forwards each packet unchanged to the
+//!   other side as it arrives (no decoding);
+//! - with more, packets wait in a short per-participant queue (ordered by sequence
+//!   number, primed with two packets, at most [`QUEUE_MAX`]) so each 20 ms mixer tick
+//!   sees one packet per talker despite arrival jitter; the mixer picks the K loudest by
+//!   their RFC 6464 level and sends every listener one opus stream;
+//! - levels of unmuted participants feed speaker detection, whose changes come out as
+//!   [`ServerEvent::DominantSpeakers`].
+//!
+//! Outgoing RTP time is kept per listener so its stream stays continuous when the room
+//! moves between forwarding and mixing: forwarded packets advance it by the sender's own
+//! timestamp step, mixed ones by the time elapsed in whole frames.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use str0m::change::SdpOffer;
+use str0m::media::{MediaKind, Mid, Pt};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
+
+use crate::codec::{FRAME_DURATION, FRAME_SAMPLES};
+use crate::mixer::{MixKind, MixOutput, Mixer, MixerConfig};
+use crate::rtc::{
+    MediaError, Transmit, level_from_ext, opus_pt, opus_time, receive_input, rtc_config,
+};
+use crate::speaker::{DominantSpeaker, SpeakerConfig, SpeakerEvent};
+
+/// The most packets a participant's mixing queue holds; older ones are dropped (the
+/// sender runs fast or arrived in a burst).
+pub const QUEUE_MAX: usize = 4;
+
+/// Packets a queue collects before the mixer starts taking one per tick.
+const QUEUE_PRIME: usize = 2;
+
+/// Settings of a [`MediaServer`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MediaServerConfig {
+    /// The address put in answers as the ICE host candidate: the socket's bound address,
+    /// or the public address in front of it.
+    pub candidate: SocketAddr,
+    /// The group mixer.
+    pub mixer: MixerConfig,
+    /// Dominant speaker detection.
+    pub speaker: SpeakerConfig,
+}
+
+impl MediaServerConfig {
+    /// Defaults for a socket reachable at `candidate`.
+    #[must_use]
+    pub fn new(candidate: SocketAddr) -> Self {
+        Self {
+            candidate,
+            mixer: MixerConfig::default(),
+            speaker: SpeakerConfig::default(),
+        }
+    }
+}
+
+/// What a [`MediaServer`] reports to signaling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ServerEvent<C, P> {
+    /// A participant's media is up (ICE, DTLS, SRTP).
+    Connected {
+        /// The call.
+        call: C,
+        /// Who.
+        participant: P,
+    },
+    /// A participant's media failed after it was set up; it gets and sends nothing.
+    Failed {
+        /// The call.
+        call: C,
+        /// Who.
+        participant: P,
+        /// Why, for logs.
+        reason: String,
+    },
+    /// The call's dominant speakers changed, most dominant first.
+    DominantSpeakers {
+        /// The call.
+        call: C,
+        /// Most dominant first.
+        speakers: Vec<P>,
+    },
+}
+
+/// Counters of a [`MediaServer`], summed over all rooms, closed ones included.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MediaServerStats {
+    /// Calls with a media room now.
+    pub rooms: usize,
+    /// Participants in media rooms now.
+    pub participants: usize,
+    /// Participants whose media is connected now.
+    pub connected: usize,
+    /// Datagrams received that belonged to a participant.
+    pub datagrams_in: u64,
+    /// Datagrams nobody claimed (stray or garbage).
+    pub datagrams_unknown: u64,
+    /// Datagrams sent.
+    pub datagrams_out: u64,
+    /// Audio packets received.
+    pub audio_in: u64,
+    /// Audio packets written to listeners (one per listener).
+    pub audio_out: u64,
+    /// Packets forwarded unchanged (two-party rooms).
+    pub forwarded: u64,
+    /// Packets the mixers decoded.
+    pub decoded: u64,
+    /// Frames the mixers encoded.
+    pub encoded: u64,
+    /// Packets dropped from full mixing queues or out of order.
+    pub queue_dropped: u64,
+    /// Offers refused.
+    pub offers_refused: u64,
+}
+
+/// The server's media plane. See the [module docs](self).
+pub struct MediaServer<C, P> {
+    config: MediaServerConfig,
+    rooms: BTreeMap<C, Room<P>>,
+    /// Source address -> participant, learned from accepted datagrams.
+    routes: HashMap<SocketAddr, (C, P)>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<ServerEvent<C, P>>,
+    stats: MediaServerStats,
+    /// Mixer counters of rooms already closed.
+    retired: (u64, u64, u64),
+    /// Scratch for media data drained from one `Rtc`.
+    incoming: Vec<Incoming>,
+}
+
+impl<C, P> std::fmt::Debug for MediaServer<C, P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MediaServer")
+            .field("rooms", &self.rooms.len())
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Room<P> {
+    members: BTreeMap<P, Member>,
+    mixer: Mixer<P>,
+    speakers: DominantSpeaker<P>,
+}
+
+struct Member {
+    peer: Option<Peer>,
+    muted: bool,
+    on_hold: bool,
+    /// Sequence-ordered packets waiting for mixer ticks: (seq, level, opus).
+    queue: BTreeMap<u64, (u8, Arc<[u8]>)>,
+    primed: bool,
+    /// The highest sequence number taken from the queue (older arrivals are late).
+    taken: Option<u64>,
+    clock: OutClock,
+}
+
+struct Peer {
+    rtc: Rtc,
+    mid: Option<Mid>,
+    pt: Option<Pt>,
+    connected: bool,
+    /// Where its datagrams come from, once known (for routing and purging).
+    remote: Option<SocketAddr>,
+    timeout: Option<Instant>,
+}
+
+/// The RTP clock of one listener's outgoing stream.
+#[derive(Default)]
+struct OutClock {
+    /// RTP time of the last packet written, in samples.
+    ts: u64,
+    last: Option<Instant>,
+    /// The forwarded sender's RTP time of the last forwarded packet.
+    forwarded_from: Option<u64>,
+}
+
+impl OutClock {
+    /// The RTP time for a packet written at `now`; `source_ts` for forwarded packets.
+    fn next(&mut self, now: Instant, source_ts: Option<u64>) -> u64 {
+        let step = match (self.last, source_ts, self.forwarded_from) {
+            (None, _, _) => 0,
+            (Some(_), Some(src), Some(prev)) if src > prev && src - prev <= 48_000 * 10 => {
+                src - prev
+            }
+            (Some(last), _, _) => {
+                let frames = (now.saturating_duration_since(last).as_secs_f64()
+                    / FRAME_DURATION.as_secs_f64())
+                .round()
+                .max(1.0);
+                frames as u64 * FRAME_SAMPLES as u64
+            }
+        };
+        self.ts += step;
+        self.last = Some(now);
+        self.forwarded_from = source_ts;
+        self.ts
+    }
+}
+
+/// One audio packet drained from a participant's `Rtc`.
+struct Incoming {
+    seq: u64,
+    ts: u64,
+    level: u8,
+    data: Arc<[u8]>,
+    now: Instant,
+}
+
+impl Member {
+    fn new() -> Self {
+        Self {
+            peer: None,
+            muted: false,
+            on_hold: false,
+            queue: BTreeMap::new(),
+            primed: false,
+            taken: None,
+            clock: OutClock::default(),
+        }
+    }
+
+    fn connected(&self) -> bool {
+        self.peer.as_ref().is_some_and(|p| p.connected)
+    }
+}
+
+impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaServer<C, P> {
+    /// A media plane with no rooms.
+    #[must_use]
+    pub fn new(config: MediaServerConfig) -> Self {
+        Self {
+            config,
+            rooms: BTreeMap::new(),
+            routes: HashMap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            stats: MediaServerStats::default(),
+            retired: (0, 0, 0),
+            incoming: Vec::new(),
+        }
+    }
+
+    /// `participant` is in `call` now and will offer media. Joining twice changes
+    /// nothing. Returns an error only when the mixer cannot be built (libopus refused
+    /// the configured settings).
+    ///
+    /// # Errors
+    /// [`MediaError::Codec`].
+    pub fn join(&mut self, call: &C, participant: &P, _now: Instant) -> Result<(), MediaError> {
+        let room = match self.rooms.entry(call.clone()) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => e.insert(Room {
+                members: BTreeMap::new(),
+                mixer: Mixer::new(self.config.mixer)?,
+                speakers: DominantSpeaker::new(self.config.speaker.clone()),
+            }),
+        };
+        room.members
+            .entry(participant.clone())
+            .or_insert_with(Member::new);
+        Ok(())
+    }
+
+    /// `participant` left `call`: it gets nothing more, not even datagrams already
+    /// queued for it.
+    pub fn leave(&mut self, call: &C, participant: &P) {
+        let Some(room) = self.rooms.get_mut(call) else {
+            return;
+        };
+        if let Some(member) = room.members.remove(participant) {
+            room.mixer.remove_participant(participant);
+            room.speakers.remove_participant(participant);
+            if let Some(peer) = member.peer {
+                self.forget_peer(peer);
+            }
+        }
+    }
+
+    /// What `participant` may send and receive: muted participants are not mixed (nor
+    /// counted as speakers); participants on hold neither send nor receive.
+    pub fn update(&mut self, call: &C, participant: &P, muted: bool, on_hold: bool) {
+        let Some(room) = self.rooms.get_mut(call) else {
+            return;
+        };
+        let Some(member) = room.members.get_mut(participant) else {
+            return;
+        };
+        member.muted = muted;
+        member.on_hold = on_hold;
+        if muted || on_hold {
+            member.queue.clear();
+            member.primed = false;
+        }
+        room.mixer.set_muted(participant, muted);
+        room.mixer.set_on_hold(participant, on_hold);
+        if muted || on_hold {
+            room.speakers.remove_participant(participant);
+        }
+    }
+
+    /// The call is over: its room and every participant's media go.
+    pub fn close_call(&mut self, call: &C) {
+        let Some(room) = self.rooms.remove(call) else {
+            return;
+        };
+        let s = room.mixer.stats();
+        self.retired.0 += s.forwarded;
+        self.retired.1 += s.decoded;
+        self.retired.2 += s.encoded;
+        for (_, member) in room.members {
+            if let Some(peer) = member.peer {
+                self.forget_peer(peer);
+            }
+        }
+    }
+
+    /// Answers `participant`'s SDP offer. A new offer replaces the participant's
+    /// previous media session (a client that restarted its media).
+    ///
+    /// # Errors
+    /// [`MediaError::NotJoined`] when the participant is not in the call's room;
+    /// [`MediaError::InvalidSdp`], [`MediaError::Negotiation`] or
+    /// [`MediaError::NoAudio`] for an offer we cannot use. The participant's previous
+    /// media, if any, carries on after an error.
+    pub fn accept_offer(
+        &mut self,
+        call: &C,
+        participant: &P,
+        offer_sdp: &str,
+        now: Instant,
+    ) -> Result<String, MediaError> {
+        let result = self.try_accept_offer(call, participant, offer_sdp, now);
+        if result.is_err() {
+            self.stats.offers_refused += 1;
+        }
+        result
+    }
+
+    fn try_accept_offer(
+        &mut self,
+        call: &C,
+        participant: &P,
+        offer_sdp: &str,
+        now: Instant,
+    ) -> Result<String, MediaError> {
+        if !self
+            .rooms
+            .get(call)
+            .is_some_and(|r| r.members.contains_key(participant))
+        {
+            return Err(MediaError::NotJoined);
+        }
+        let offer = SdpOffer::from_sdp_string(offer_sdp).map_err(|e| MediaError::InvalidSdp {
+            kind: "offer",
+            reason: e.to_string(),
+        })?;
+        let mids: Vec<Mid> = offer.media_lines.iter().map(|m| m.mid()).collect();
+        let mut rtc = rtc_config().build(now);
+        let candidate = Candidate::host(self.config.candidate, "udp")
+            .map_err(|_| MediaError::BadCandidate(self.config.candidate))?;
+        rtc.add_local_candidate(candidate)
+            .ok_or(MediaError::BadCandidate(self.config.candidate))?;
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| MediaError::Negotiation(e.to_string()))?;
+        let mut peer = Peer {
+            rtc,
+            mid: None,
+            pt: None,
+            connected: false,
+            remote: None,
+            timeout: None,
+        };
+        // str0m announces sections with `MediaAdded` only once connected; the offer's
+        // own sections tell which one is audio now.
+        peer.mid = mids.into_iter().find(|&mid| {
+            peer.rtc
+                .media(mid)
+                .is_some_and(|m| m.kind() == MediaKind::Audio)
+        });
+        self.incoming.clear();
+        let mut events = Vec::new();
+        drain(
+            &mut peer,
+            &mut self.transmits,
+            &mut events,
+            &mut self.incoming,
+        );
+        let Some(mid) = peer.mid else {
+            return Err(MediaError::NoAudio);
+        };
+        if opus_pt(&mut peer.rtc, mid).is_none() {
+            return Err(MediaError::NoAudio);
+        }
+        let old = {
+            let Some(member) = self
+                .rooms
+                .get_mut(call)
+                .and_then(|r| r.members.get_mut(participant))
+            else {
+                return Err(MediaError::NotJoined);
+            };
+            member.clock = OutClock::default();
+            member.peer.replace(peer)
+        };
+        if let Some(old) = old {
+            if let Some(room) = self.rooms.get_mut(call) {
+                room.mixer.remove_participant(participant);
+            }
+            self.forget_peer(old);
+        }
+        Ok(answer.to_sdp_string())
+    }
+
+    /// One datagram from the socket. Returns whether a participant claimed it.
+    pub fn handle_receive(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        datagram: &[u8],
+    ) -> bool {
+        let Some(input) = receive_input(now, source, destination, datagram) else {
+            self.stats.datagrams_unknown += 1;
+            return false;
+        };
+        let Some((call, participant)) = self.route(&input, source) else {
+            self.stats.datagrams_unknown += 1;
+            return false;
+        };
+        self.stats.datagrams_in += 1;
+        let Some(peer) = self
+            .rooms
+            .get_mut(&call)
+            .and_then(|r| r.members.get_mut(&participant))
+            .and_then(|m| m.peer.as_mut())
+        else {
+            return false;
+        };
+        let result = peer.rtc.handle_input(input);
+        if peer.remote.is_none() {
+            peer.remote = Some(source);
+        }
+        if let Err(e) = result {
+            self.fail(&call, &participant, format!("bad input: {e}"));
+            return true;
+        }
+        self.drive(&call, &participant, now);
+        true
+    }
+
+    /// Runs whatever is due: str0m timers, mixer ticks, speaker decisions.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due: Vec<(C, P)> = self
+            .rooms
+            .iter()
+            .flat_map(|(c, r)| {
+                r.members.iter().filter_map(move |(p, m)| {
+                    let peer = m.peer.as_ref()?;
+                    peer.timeout
+                        .is_none_or(|t| t <= now)
+                        .then(|| (c.clone(), p.clone()))
+                })
+            })
+            .collect();
+        for (call, participant) in due {
+            let result = self
+                .rooms
+                .get_mut(&call)
+                .and_then(|r| r.members.get_mut(&participant))
+                .and_then(|m| m.peer.as_mut())
+                .map(|peer| peer.rtc.handle_input(Input::Timeout(now)));
+            match result {
+                Some(Ok(())) => self.drive(&call, &participant, now),
+                Some(Err(e)) => self.fail(&call, &participant, format!("timeout: {e}")),
+                None => {}
+            }
+        }
+
+        let calls: Vec<C> = self.rooms.keys().cloned().collect();
+        for call in calls {
+            self.tick(&call, now);
+        }
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        let t = self.transmits.pop_front()?;
+        self.stats.datagrams_out += 1;
+        Some(t)
+    }
+
+    /// The next event for signaling.
+    pub fn poll_event(&mut self) -> Option<ServerEvent<C, P>> {
+        self.events.pop_front()
+    }
+
+    /// When [`Self::handle_timeout`] is due next.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        let mut consider = |t: Option<Instant>| {
+            if let Some(t) = t {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        };
+        for room in self.rooms.values() {
+            consider(room.mixer.poll_timeout());
+            consider(room.speakers.poll_timeout());
+            for member in room.members.values() {
+                consider(member.peer.as_ref().and_then(|p| p.timeout));
+            }
+        }
+        next
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> MediaServerStats {
+        let mut s = self.stats;
+        s.rooms = self.rooms.len();
+        s.participants = self.rooms.values().map(|r| r.members.len()).sum();
+        s.connected = self
+            .rooms
+            .values()
+            .map(|r| r.members.values().filter(|m| m.connected()).count())
+            .sum();
+        s.forwarded = self.retired.0;
+        s.decoded = self.retired.1;
+        s.encoded = self.retired.2;
+        for room in self.rooms.values() {
+            let m = room.mixer.stats();
+            s.forwarded += m.forwarded;
+            s.decoded += m.decoded;
+            s.encoded += m.encoded;
+        }
+        s
+    }
+
+    /// Which participant a datagram belongs to: the remembered source first, then a
+    /// scan asking each `Rtc` (STUN credentials, candidate pairs).
+    fn route(&mut self, input: &Input<'_>, source: SocketAddr) -> Option<(C, P)> {
+        if let Some((call, participant)) = self.routes.get(&source)
+            && let Some(peer) = self
+                .rooms
+                .get(call)
+                .and_then(|r| r.members.get(participant))
+                .and_then(|m| m.peer.as_ref())
+            && peer.rtc.accepts(input)
+        {
+            return Some((call.clone(), participant.clone()));
+        }
+        let found = self.rooms.iter().find_map(|(call, room)| {
+            room.members.iter().find_map(|(participant, member)| {
+                let peer = member.peer.as_ref()?;
+                (peer.rtc.is_alive() && peer.rtc.accepts(input))
+                    .then(|| (call.clone(), participant.clone()))
+            })
+        })?;
+        self.routes.insert(source, found.clone());
+        Some(found)
+    }
+
+    /// Drains one participant's `Rtc` and acts on what came out.
+    fn drive(&mut self, call: &C, participant: &P, now: Instant) {
+        let Some(room) = self.rooms.get_mut(call) else {
+            return;
+        };
+        let Some(member) = room.members.get_mut(participant) else {
+            return;
+        };
+        let Some(peer) = member.peer.as_mut() else {
+            return;
+        };
+        self.incoming.clear();
+        let mut events = Vec::new();
+        drain(peer, &mut self.transmits, &mut events, &mut self.incoming);
+        let mut failed = None;
+        for event in events {
+            match event {
+                PeerEvent::Connected => {
+                    room.mixer.add_participant(participant.clone(), now);
+                    room.mixer.set_muted(participant, member.muted);
+                    room.mixer.set_on_hold(participant, member.on_hold);
+                    self.events.push_back(ServerEvent::Connected {
+                        call: call.clone(),
+                        participant: participant.clone(),
+                    });
+                }
+                PeerEvent::AudioAdded(mid) => {
+                    if let Some(peer) = member.peer.as_mut() {
+                        peer.mid.get_or_insert(mid);
+                    }
+                }
+                PeerEvent::Failed(reason) => failed = Some(reason),
+            }
+        }
+        if let Some(reason) = failed {
+            self.fail(call, participant, reason);
+            return;
+        }
+        if self.incoming.is_empty() {
+            return;
+        }
+        let mut incoming = std::mem::take(&mut self.incoming);
+        self.stats.audio_in += incoming.len() as u64;
+        self.handle_audio(call, participant, &mut incoming);
+        incoming.clear();
+        self.incoming = incoming;
+    }
+
+    fn handle_audio(&mut self, call: &C, participant: &P, incoming: &mut Vec<Incoming>) {
+        let Some(room) = self.rooms.get_mut(call) else {
+            return;
+        };
+        let Some(member) = room.members.get_mut(participant) else {
+            return;
+        };
+        if member.muted || member.on_hold {
+            return;
+        }
+        let pass_through = room.mixer.mode() == crate::mixer::MixMode::PassThrough;
+        let mut forwarded = Vec::new();
+        for packet in incoming.drain(..) {
+            room.speakers
+                .handle_level(participant.clone(), packet.level, packet.now);
+            if pass_through {
+                room.mixer
+                    .handle_packet(participant, packet.level, &packet.data, packet.now);
+                while let Some(out) = room.mixer.poll_output() {
+                    forwarded.push((out, packet.ts, packet.now));
+                }
+                continue;
+            }
+            if member.taken.is_some_and(|t| packet.seq <= t) {
+                self.stats.queue_dropped += 1;
+                continue;
+            }
+            member.queue.insert(packet.seq, (packet.level, packet.data));
+            while member.queue.len() > QUEUE_MAX {
+                member.queue.pop_first();
+                self.stats.queue_dropped += 1;
+            }
+            if member.queue.len() >= QUEUE_PRIME {
+                member.primed = true;
+            }
+        }
+        for (out, ts, arrived) in forwarded {
+            self.write(call, out, arrived, Some(ts));
+        }
+    }
+
+    /// A mixer tick and speaker decisions for one room, when due.
+    fn tick(&mut self, call: &C, now: Instant) {
+        let Some(room) = self.rooms.get_mut(call) else {
+            return;
+        };
+        room.speakers.handle_timeout(now);
+        while let Some(SpeakerEvent::Changed(speakers)) = room.speakers.poll_event() {
+            self.events.push_back(ServerEvent::DominantSpeakers {
+                call: call.clone(),
+                speakers,
+            });
+        }
+        if room.mixer.poll_timeout().is_none_or(|t| t > now) {
+            return;
+        }
+        if room.mixer.mode() == crate::mixer::MixMode::Mixing {
+            for (participant, member) in room.members.iter_mut() {
+                if !member.primed {
+                    continue;
+                }
+                match member.queue.pop_first() {
+                    Some((seq, (level, data))) => {
+                        member.taken = Some(seq);
+                        room.mixer.handle_packet(participant, level, &data, now);
+                    }
+                    None => member.primed = false,
+                }
+            }
+        }
+        room.mixer.handle_timeout(now);
+        let mut outputs = Vec::new();
+        while let Some(out) = room.mixer.poll_output() {
+            outputs.push(out);
+        }
+        for out in outputs {
+            self.write(call, out, now, None);
+        }
+    }
+
+    /// Writes one mixer output to each of its listeners and drains their `Rtc`s.
+    fn write(&mut self, call: &C, out: MixOutput<P>, now: Instant, source_ts: Option<u64>) {
+        let Some(room) = self.rooms.get_mut(call) else {
+            return;
+        };
+        let data: Arc<[u8]> = out.packet.into();
+        let forwarded = matches!(out.kind, MixKind::Forwarded { .. });
+        for listener in &out.to {
+            let Some(member) = room.members.get_mut(listener) else {
+                continue;
+            };
+            let Some(peer) = member.peer.as_mut().filter(|p| p.connected) else {
+                continue;
+            };
+            let Some(mid) = peer.mid else {
+                continue;
+            };
+            let Some(pt) = peer.pt.or_else(|| opus_pt(&mut peer.rtc, mid)) else {
+                continue;
+            };
+            peer.pt = Some(pt);
+            let ts = member
+                .clock
+                .next(now, if forwarded { source_ts } else { None });
+            let Some(writer) = peer.rtc.writer(mid) else {
+                continue;
+            };
+            if let Err(e) = writer.write(pt, now, opus_time(ts), data.clone()) {
+                tracing::debug!(?listener, %e, "write failed");
+                continue;
+            }
+            self.stats.audio_out += 1;
+            // Only transmits and timeouts come out of a write; media data cannot.
+            let mut events = Vec::new();
+            let mut none = Vec::new();
+            drain(peer, &mut self.transmits, &mut events, &mut none);
+        }
+    }
+
+    fn fail(&mut self, call: &C, participant: &P, reason: String) {
+        let Some(room) = self.rooms.get_mut(call) else {
+            return;
+        };
+        let Some(member) = room.members.get_mut(participant) else {
+            return;
+        };
+        let Some(peer) = member.peer.take() else {
+            return;
+        };
+        tracing::debug!(?call, ?participant, %reason, "participant media failed");
+        room.mixer.remove_participant(participant);
+        room.speakers.remove_participant(participant);
+        member.queue.clear();
+        member.primed = false;
+        self.forget_peer(peer);
+        self.events.push_back(ServerEvent::Failed {
+            call: call.clone(),
+            participant: participant.clone(),
+            reason,
+        });
+    }
+
+    /// Drops a peer's route and whatever is still queued for it.
+    fn forget_peer(&mut self, mut peer: Peer) {
+        peer.rtc.disconnect();
+        if let Some(remote) = peer.remote {
+            self.routes.remove(&remote);
+            self.transmits.retain(|t| t.destination != remote);
+        }
+    }
+}
+
+enum PeerEvent {
+    Connected,
+    AudioAdded(Mid),
+    Failed(String),
+}
+
+/// Polls one `Rtc` until it only has a timeout left.
+fn drain(
+    peer: &mut Peer,
+    transmits: &mut VecDeque<Transmit>,
+    events: &mut Vec<PeerEvent>,
+    incoming: &mut Vec<Incoming>,
+) {
+    loop {
+        match peer.rtc.poll_output() {
+            Ok(Output::Transmit(t)) => transmits.push_back(t.into()),
+            Ok(Output::Timeout(t)) => {
+                peer.timeout = Some(t);
+                return;
+            }
+            Ok(Output::Event(event)) => match event {
+                Event::Connected => {
+                    peer.connected = true;
+                    events.push(PeerEvent::Connected);
+                }
+                Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                    events.push(PeerEvent::Failed("ICE disconnected".into()));
+                    return;
+                }
+                Event::MediaAdded(added) if added.kind == MediaKind::Audio => {
+                    events.push(PeerEvent::AudioAdded(added.mid));
+                }
+                Event::MediaData(data) if Some(data.mid) == peer.mid => {
+                    incoming.push(Incoming {
+                        seq: **data.seq_range.start(),
+                        ts: data.time.numer(),
+                        level: level_from_ext(data.ext_vals.audio_level),
+                        data: data.data,
+                        now: data.network_time,
+                    });
+                }
+                _ => {}
+            },
+            Err(e) => {
+                events.push(PeerEvent::Failed(format!("str0m: {e}")));
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,313 @@
+//! The media plane in process: one `MediaServer`, native `CallMedia` clients, real
+//! str0m (ICE, DTLS-SRTP), real opus, datagrams handed over in memory on a virtual
+//! clock. Media is checked by content: each client sends its own tone.
+
+#![allow(clippy::unwrap_used)] // Scenario helpers outside #[test] fns unwrap too.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use ringwire_media::analysis::{goertzel_power, mean_square, tone};
+use ringwire_media::client::{CallMedia, CallMediaConfig, CallMediaEvent};
+use ringwire_media::codec::{FRAME_SAMPLES, OpusConfig, SAMPLE_RATE};
+use ringwire_media::server::{MediaServer, MediaServerConfig, ServerEvent};
+
+const CALL: &str = "call";
+const SERVER: &str = "127.0.0.1:5000";
+/// Tones far apart against one 20 ms Goertzel bin (50 Hz) and each other's harmonics.
+const TONES: [f64; 3] = [440.0, 1030.0, 1770.0];
+/// A tone counts as heard when its band holds at least this share of the power (dB);
+/// two equal tones sit near -3 dB each.
+const PRESENT_DB: f64 = -12.0;
+/// A tone counts as absent below this share (opus leaves some leakage and noise).
+const ABSENT_DB: f64 = -25.0;
+
+struct Client {
+    name: &'static str,
+    addr: SocketAddr,
+    media: CallMedia,
+    tone: f64,
+    amplitude: f64,
+    sent_samples: u64,
+    heard: Vec<i16>,
+    connected: bool,
+}
+
+struct World {
+    now: Instant,
+    server: MediaServer<&'static str, &'static str>,
+    server_addr: SocketAddr,
+    clients: Vec<Client>,
+    speakers: Vec<Vec<&'static str>>,
+    next_frame: Instant,
+}
+
+fn opus() -> OpusConfig {
+    // A steady pure tone would go quiet under DTX after ~2 s.
+    OpusConfig {
+        dtx: false,
+        ..OpusConfig::default()
+    }
+}
+
+impl World {
+    fn new(names: &[&'static str]) -> Self {
+        let now = Instant::now();
+        let server_addr: SocketAddr = SERVER.parse().unwrap();
+        let mut config = MediaServerConfig::new(server_addr);
+        config.mixer.opus = opus();
+        let mut server = MediaServer::new(config);
+        let mut clients = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            let addr: SocketAddr = format!("127.0.0.1:{}", 6000 + i).parse().unwrap();
+            server.join(&CALL, name, now).unwrap();
+            let (mut media, offer) =
+                CallMedia::new(addr, CallMediaConfig::with_opus(opus()), now).unwrap();
+            let answer = server.accept_offer(&CALL, name, &offer, now).unwrap();
+            media.handle_answer(&answer).unwrap();
+            clients.push(Client {
+                name,
+                addr,
+                media,
+                tone: TONES[i % TONES.len()],
+                amplitude: 8000.0,
+                sent_samples: 0,
+                heard: Vec::new(),
+                connected: false,
+            });
+        }
+        let mut world = Self {
+            now,
+            server,
+            server_addr,
+            clients,
+            speakers: Vec::new(),
+            next_frame: now,
+        };
+        world.deliver();
+        world
+    }
+
+    /// Moves every queued datagram to its destination until nothing is left.
+    fn deliver(&mut self) {
+        loop {
+            let mut moved = false;
+            while let Some(t) = self.server.poll_transmit() {
+                moved = true;
+                if let Some(c) = self.clients.iter_mut().find(|c| c.addr == t.destination) {
+                    c.media
+                        .handle_receive(self.now, self.server_addr, c.addr, &t.contents);
+                }
+            }
+            for c in &mut self.clients {
+                while let Some(t) = c.media.poll_transmit() {
+                    moved = true;
+                    assert_eq!(t.destination, self.server_addr);
+                    self.server
+                        .handle_receive(self.now, c.addr, self.server_addr, &t.contents);
+                }
+                while let Some(e) = c.media.poll_event() {
+                    match e {
+                        CallMediaEvent::Connected => c.connected = true,
+                        other => panic!("{}: {other:?}", c.name),
+                    }
+                }
+            }
+            while let Some(e) = self.server.poll_event() {
+                match e {
+                    ServerEvent::DominantSpeakers { speakers, .. } => self.speakers.push(speakers),
+                    ServerEvent::Failed {
+                        participant,
+                        reason,
+                        ..
+                    } => {
+                        panic!("{participant} failed: {reason}")
+                    }
+                    _ => {}
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    /// Runs the world for `d` in 1 ms steps: timers, 20 ms capture, playout.
+    fn run(&mut self, d: Duration) {
+        let end = self.now + d;
+        while self.now < end {
+            self.now += Duration::from_millis(1);
+            let now = self.now;
+            if now >= self.next_frame {
+                self.next_frame += Duration::from_millis(20);
+                for c in &mut self.clients {
+                    let mut pcm = vec![0i16; FRAME_SAMPLES];
+                    tone(c.tone, c.amplitude, SAMPLE_RATE, c.sent_samples, &mut pcm);
+                    c.sent_samples += FRAME_SAMPLES as u64;
+                    c.media.send_audio(&pcm, now).unwrap();
+                }
+            }
+            self.server.handle_timeout(now);
+            for c in &mut self.clients {
+                c.media.handle_timeout(now);
+                while let Some(frame) = c.media.poll_audio(now) {
+                    c.heard.extend_from_slice(&frame.pcm);
+                }
+            }
+            self.deliver();
+        }
+    }
+
+    fn client(&mut self, name: &str) -> &mut Client {
+        self.clients.iter_mut().find(|c| c.name == name).unwrap()
+    }
+
+    fn clear_heard(&mut self) {
+        for c in &mut self.clients {
+            c.heard.clear();
+        }
+    }
+}
+
+/// The share of `samples`' power at `freq`, in dB, summed over 20 ms windows (robust to
+/// the phase jumps a jitter buffer makes when it stretches or drops a frame).
+fn share_db(samples: &[i16], freq: f64) -> f64 {
+    let (mut tone_p, mut total) = (0.0, 0.0);
+    for w in samples.chunks_exact(FRAME_SAMPLES) {
+        tone_p += goertzel_power(w, freq, SAMPLE_RATE);
+        total += mean_square(w);
+    }
+    if total <= 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    10.0 * (tone_p.max(1e-12) / total).log10()
+}
+
+fn assert_hears(world: &World, who: &str, present: &[f64], absent: &[f64]) {
+    let c = world.clients.iter().find(|c| c.name == who).unwrap();
+    assert!(
+        c.heard.len() >= FRAME_SAMPLES * 25,
+        "{who} heard only {} samples",
+        c.heard.len()
+    );
+    // Leave out the first 200 ms: the jitter buffer and the mixer queue settle.
+    let tail = &c.heard[c.heard.len().min(FRAME_SAMPLES * 10)..];
+    for &f in present {
+        let db = share_db(tail, f);
+        assert!(db >= PRESENT_DB, "{who} should hear {f} Hz: {db:.1} dB");
+    }
+    for &f in absent {
+        let db = share_db(tail, f);
+        assert!(db <= ABSENT_DB, "{who} should not hear {f} Hz: {db:.1} dB");
+    }
+}
+
+#[test]
+fn three_party_mix_minus_by_content() {
+    let mut w = World::new(&["alice", "bob", "carol"]);
+    w.run(Duration::from_millis(500));
+    assert!(w.clients.iter().all(|c| c.connected), "all connect");
+    w.clear_heard();
+    w.run(Duration::from_secs(2));
+    let [a, b, c] = TONES;
+    assert_hears(&w, "alice", &[b, c], &[a]);
+    assert_hears(&w, "bob", &[a, c], &[b]);
+    assert_hears(&w, "carol", &[a, b], &[c]);
+    let stats = w.server.stats();
+    assert_eq!(stats.connected, 3);
+    assert!(stats.decoded > 0 && stats.encoded > 0, "{stats:?}");
+    assert_eq!(stats.forwarded, 0, "three parties are mixed, not forwarded");
+
+    // Mute bob: his tone leaves the others' audio, theirs stays.
+    w.server.update(&CALL, &"bob", true, false);
+    w.run(Duration::from_millis(300));
+    w.clear_heard();
+    w.run(Duration::from_secs(1));
+    assert_hears(&w, "alice", &[c], &[a, b]);
+    assert_hears(&w, "carol", &[a], &[b, c]);
+    assert_hears(&w, "bob", &[a, c], &[b]);
+
+    // Hold carol: she hears nothing, nobody hears her.
+    w.server.update(&CALL, &"bob", false, false);
+    w.server.update(&CALL, &"carol", false, true);
+    w.run(Duration::from_millis(300));
+    w.clear_heard();
+    let carol_rx = w.client("carol").media.stats().packets_received;
+    w.run(Duration::from_secs(1));
+    assert_hears(&w, "alice", &[b], &[a, c]);
+    assert_hears(&w, "bob", &[a], &[b, c]);
+    let carol = w.client("carol");
+    assert_eq!(
+        carol.media.stats().packets_received,
+        carol_rx,
+        "the server sends nothing to a participant on hold"
+    );
+    // Once the stream stops carol's jitter buffer plays concealment fading to
+    // silence; the last half second is silent.
+    let tail = &carol.heard[carol.heard.len() / 2..];
+    let rms = mean_square(tail).sqrt();
+    assert!(rms < 30.0, "carol on hold hears nothing: rms {rms:.1}");
+
+    // A removed participant gets nothing more, at once.
+    w.server.update(&CALL, &"carol", false, false);
+    w.server.leave(&CALL, &"alice");
+    w.run(Duration::from_millis(100));
+    let alice_rx = w.client("alice").media.stats().packets_received;
+    w.run(Duration::from_millis(500));
+    assert_eq!(w.client("alice").media.stats().packets_received, alice_rx);
+}
+
+#[test]
+fn loudest_tone_becomes_dominant_speaker() {
+    let mut w = World::new(&["alice", "bob", "carol"]);
+    for c in &mut w.clients {
+        // The quiet ones sit at about -61 dBov, below what counts as speech.
+        c.amplitude = if c.name == "carol" { 12000.0 } else { 30.0 };
+    }
+    w.run(Duration::from_secs(3));
+    let last = w.speakers.last().expect("a dominant speaker list");
+    assert_eq!(last.first(), Some(&"carol"), "{:?}", w.speakers);
+}
+
+#[test]
+fn two_parties_are_forwarded_without_transcoding() {
+    let mut w = World::new(&["alice", "bob"]);
+    w.run(Duration::from_millis(500));
+    w.clear_heard();
+    w.run(Duration::from_secs(2));
+    let [a, b, _] = TONES;
+    assert_hears(&w, "alice", &[b], &[a]);
+    assert_hears(&w, "bob", &[a], &[b]);
+    let stats = w.server.stats();
+    assert!(stats.forwarded > 100, "{stats:?}");
+    assert_eq!((stats.decoded, stats.encoded), (0, 0), "{stats:?}");
+}
+
+#[test]
+fn bad_offers_and_stray_datagrams_are_refused() {
+    let mut w = World::new(&["alice", "bob"]);
+    let now = w.now;
+    assert!(
+        w.server
+            .accept_offer(&CALL, &"alice", "v=0 garbage", now)
+            .is_err()
+    );
+    assert!(
+        w.server
+            .accept_offer(&CALL, &"mallory", "v=0", now)
+            .is_err()
+    );
+    let stray: SocketAddr = "127.0.0.1:9".parse().unwrap();
+    assert!(
+        !w.server
+            .handle_receive(now, stray, w.server_addr, &[0x16, 0xfe, 0xfd, 0, 1])
+    );
+    assert!(!w.server.handle_receive(now, stray, w.server_addr, b"hello"));
+    assert_eq!(w.server.stats().offers_refused, 2);
+    // The call carries on.
+    w.run(Duration::from_secs(1));
+    w.clear_heard();
+    w.run(Duration::from_secs(1));
+    let [a, b, _] = TONES;
+    assert_hears(&w, "alice", &[b], &[a]);
+}
