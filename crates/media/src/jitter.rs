@@ -92,6 +92,11 @@ const ACCELERATE_URGENT_MS: f64 = 80.0;
 const DECELERATE_MS: f64 = 20.0;
 const DECELERATE_URGENT_MS: f64 = 40.0;
 
+/// Concealment steps (about 20 ms each) played at full level before the fade.
+const CONCEAL_FULL: u32 = 5;
+/// Concealment steps over which the level falls to silence.
+const CONCEAL_FADE: u32 = 5;
+
 /// Settings of a [`JitterBuffer`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct JitterConfig {
@@ -228,6 +233,8 @@ pub struct JitterBuffer {
     histogram: Vec<f64>,
     target_ms: f64,
     last_frame_quiet: bool,
+    /// Concealment steps since the last decoded packet (for the fade to silence).
+    conceal_run: u32,
     stats: JitterStats,
 }
 
@@ -301,6 +308,7 @@ impl JitterBuffer {
             histogram,
             target_ms,
             last_frame_quiet: true,
+            conceal_run: 0,
             stats: JitterStats::default(),
         })
     }
@@ -580,6 +588,7 @@ impl JitterBuffer {
                 };
                 match self.decoder.decode(&stored.payload, &mut self.scratch) {
                     Ok(n) if n > 0 => {
+                        self.conceal_run = 0;
                         let n = n.min(MAX_PACKET_SAMPLES);
                         self.pcm
                             .extend(self.scratch.iter().take(n * channels).copied());
@@ -629,6 +638,7 @@ impl JitterBuffer {
                                     .is_ok()
                             });
                         if fec_ok {
+                            self.conceal_run = 0;
                             mix.fec = true;
                             let take = usize::try_from(n).unwrap_or(0) * channels;
                             self.pcm.extend(self.scratch.iter().take(take).copied());
@@ -650,14 +660,25 @@ impl JitterBuffer {
         self.playout = Some(p);
     }
 
-    /// Appends `n` (1..=960) samples per channel of PLC.
+    /// Appends `n` (1..=960) samples per channel of PLC. Like NetEq's expand, a long
+    /// concealment fades out: opus PLC repeats the last pitch for as long as it is
+    /// asked, which turns a stream that stopped (hold, a dropped sender) into an endless
+    /// drone. After [`CONCEAL_FULL`] steps the gain falls linearly to zero over
+    /// [`CONCEAL_FADE`] steps, then silence follows.
     fn conceal_samples(&mut self, n: i64) {
         let channels = self.config.channels.count();
         let mut left = usize::try_from(n).unwrap_or(0).max(1);
         while left > 0 {
             let take = left.min(FRAME_SAMPLES);
-            if self.decoder.conceal(&mut self.scratch).is_err() {
+            self.conceal_run = self.conceal_run.saturating_add(1);
+            let faded = self.conceal_run.saturating_sub(CONCEAL_FULL);
+            if faded >= CONCEAL_FADE || self.decoder.conceal(&mut self.scratch).is_err() {
                 self.scratch.fill(0);
+            } else if faded > 0 {
+                let gain = 1.0 - f64::from(faded) / f64::from(CONCEAL_FADE);
+                for s in &mut self.scratch {
+                    *s = (f64::from(*s) * gain) as i16;
+                }
             }
             self.pcm
                 .extend(self.scratch.iter().take(take * channels).copied());
