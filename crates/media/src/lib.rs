@@ -15,6 +15,7 @@ pub mod fuzzing;
 pub mod jitter;
 pub mod level;
 pub mod mixer;
+pub mod router;
 pub mod rtc;
 pub mod server;
 pub mod speaker;

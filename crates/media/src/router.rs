@@ -1,0 +1,666 @@
+//! The SFU's video router: which published streams each subscriber receives, at which
+//! simulcast layer, and when publishers must send a key frame.
+//!
+//! Sans-IO and codec-blind: it sees publishers, subscribers, the dominant speaker list,
+//! bandwidth estimates and loss reports, and decides; the media plane forwards packets
+//! unchanged by its decisions.
+//!
+//! Slot policy per subscriber (its own streams never count):
+//!
+//! 1. a screen share takes priority: while anyone else shares a screen, the subscriber
+//!    gets that one screen share (the most recently started) instead of camera tiles;
+//! 2. otherwise cameras fill up to the subscriber's slot limit (native clients 6, web
+//!    clients 1 by default; a client may ask for fewer, never more than the server
+//!    allows): the pinned participant first, then dominant speakers in order, then the
+//!    rest in the order they started publishing (oldest first, so tiles do not jump);
+//! 3. bandwidth: every chosen stream starts at its lowest simulcast layer; streams that
+//!    do not fit the subscriber's estimate even so are dropped from the end of the
+//!    list; what is left over upgrades streams in priority order, one layer at a time.
+//!
+//! Key frames: a subscriber that starts receiving a stream, or moves to another layer,
+//! or reports loss needs a key frame from the publisher. Requests for one publisher
+//! layer are throttled to one per [`RouterConfig::keyframe_interval`]; a request inside
+//! the window is not dropped but deferred to its end, so a late joiner still gets its
+//! key frame and a burst of joiners costs the publisher one.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::{Duration, Instant};
+
+/// What a published video stream shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum StreamKind {
+    /// A camera.
+    Camera,
+    /// A screen or window share.
+    ScreenShare,
+}
+
+/// One published stream: who and what.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct StreamId<P> {
+    /// The publisher.
+    pub publisher: P,
+    /// Camera or screen share.
+    pub kind: StreamKind,
+}
+
+/// What kind of client a subscriber is; it sets the default slot limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SubscriberKind {
+    /// A native SDK client.
+    Native,
+    /// A browser.
+    Web,
+}
+
+/// Settings of a [`Router`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RouterConfig {
+    /// Camera slots of native clients (default 6).
+    pub native_slots: usize,
+    /// Camera slots of web clients (default 1).
+    pub web_slots: usize,
+    /// At most one key-frame request per publisher layer in this window (default 500 ms).
+    pub keyframe_interval: Duration,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        Self {
+            native_slots: 6,
+            web_slots: 1,
+            keyframe_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+/// One stream a subscriber receives.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Selected<P> {
+    /// The stream.
+    pub stream: StreamId<P>,
+    /// The simulcast layer, 0 the lowest (always 0 without simulcast).
+    pub layer: u8,
+}
+
+/// What a [`Router`] decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RouterEvent<P> {
+    /// A subscriber's set of streams changed; forward exactly these from now on.
+    Selection {
+        /// Who receives.
+        subscriber: P,
+        /// What it receives, in priority order.
+        selected: Vec<Selected<P>>,
+    },
+    /// Ask a publisher for a key frame (PLI) on one layer.
+    KeyframeRequest {
+        /// The stream.
+        stream: StreamId<P>,
+        /// The layer.
+        layer: u8,
+    },
+}
+
+/// Counters of a [`Router`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RouterStats {
+    /// Key-frame requests sent to publishers.
+    pub keyframes_sent: u64,
+    /// Requests folded into one already sent or pending.
+    pub keyframes_coalesced: u64,
+    /// Selection changes announced.
+    pub selections: u64,
+}
+
+#[derive(Debug)]
+struct Subscriber<P> {
+    slots: usize,
+    /// What the client asked for, if anything (capped by the kind's limit).
+    requested: Option<usize>,
+    pinned: Option<P>,
+    bandwidth: Option<u64>,
+    selected: Vec<Selected<P>>,
+}
+
+#[derive(Debug, Clone)]
+struct Stream {
+    /// Bitrate of each simulcast layer, lowest first (one entry without simulcast).
+    layers: Vec<u64>,
+    /// Order of publishing, for stable tile order and "latest screen share wins".
+    started: u64,
+}
+
+/// Throttle state of one publisher layer.
+#[derive(Debug, Clone, Copy, Default)]
+struct Throttle {
+    last: Option<Instant>,
+    pending: bool,
+}
+
+/// The video router of one call. See the [module docs](self).
+#[derive(Debug)]
+pub struct Router<P> {
+    config: RouterConfig,
+    subscribers: BTreeMap<P, Subscriber<P>>,
+    streams: BTreeMap<StreamId<P>, Stream>,
+    speakers: Vec<P>,
+    throttles: BTreeMap<(StreamId<P>, u8), Throttle>,
+    next_start: u64,
+    events: VecDeque<RouterEvent<P>>,
+    stats: RouterStats,
+}
+
+impl<P: Ord + Clone> Router<P> {
+    /// A router with nobody in it.
+    #[must_use]
+    pub fn new(config: RouterConfig) -> Self {
+        Self {
+            config,
+            subscribers: BTreeMap::new(),
+            streams: BTreeMap::new(),
+            speakers: Vec::new(),
+            throttles: BTreeMap::new(),
+            next_start: 0,
+            events: VecDeque::new(),
+            stats: RouterStats::default(),
+        }
+    }
+
+    /// Adds a subscriber of `kind` (its slot limit follows the kind).
+    pub fn add_subscriber(&mut self, subscriber: P, kind: SubscriberKind, now: Instant) {
+        let slots = match kind {
+            SubscriberKind::Native => self.config.native_slots,
+            SubscriberKind::Web => self.config.web_slots,
+        };
+        self.subscribers.insert(
+            subscriber.clone(),
+            Subscriber {
+                slots,
+                requested: None,
+                pinned: None,
+                bandwidth: None,
+                selected: Vec::new(),
+            },
+        );
+        self.reselect(&subscriber, now);
+    }
+
+    /// Removes a participant: as a subscriber, and everything it published.
+    pub fn remove_participant(&mut self, participant: &P, now: Instant) {
+        self.subscribers.remove(participant);
+        self.speakers.retain(|p| p != participant);
+        let gone: Vec<StreamId<P>> = self
+            .streams
+            .keys()
+            .filter(|s| &s.publisher == participant)
+            .cloned()
+            .collect();
+        for stream in gone {
+            self.streams.remove(&stream);
+        }
+        self.throttles
+            .retain(|(s, _), _| &s.publisher != participant);
+        for sub in self.subscribers.values_mut() {
+            if sub.pinned.as_ref() == Some(participant) {
+                sub.pinned = None;
+            }
+        }
+        self.reselect_all(now);
+    }
+
+    /// A subscriber asks for at most `slots` camera videos (`None`: the default). More
+    /// than its kind allows is capped.
+    pub fn request_slots(&mut self, subscriber: &P, slots: Option<usize>, now: Instant) {
+        if let Some(sub) = self.subscribers.get_mut(subscriber) {
+            sub.requested = slots;
+            self.reselect(subscriber, now);
+        }
+    }
+
+    /// Pins a participant's camera first in a subscriber's tiles (`None` unpins).
+    pub fn pin(&mut self, subscriber: &P, pinned: Option<P>, now: Instant) {
+        if let Some(sub) = self.subscribers.get_mut(subscriber) {
+            sub.pinned = pinned;
+            self.reselect(subscriber, now);
+        }
+    }
+
+    /// The bandwidth estimate towards a subscriber, bits per second (`None`: unknown,
+    /// everything fits).
+    pub fn set_bandwidth(&mut self, subscriber: &P, bps: Option<u64>, now: Instant) {
+        if let Some(sub) = self.subscribers.get_mut(subscriber) {
+            sub.bandwidth = bps;
+            self.reselect(subscriber, now);
+        }
+    }
+
+    /// A participant publishes a stream; `layer_bitrates` are its simulcast layers'
+    /// bitrates, lowest first (one entry, or empty, without simulcast). Publishing again
+    /// updates the layers.
+    pub fn publish(&mut self, stream: StreamId<P>, layer_bitrates: Vec<u64>, now: Instant) {
+        let layers = if layer_bitrates.is_empty() {
+            vec![0]
+        } else {
+            layer_bitrates
+        };
+        match self.streams.get_mut(&stream) {
+            Some(s) => s.layers = layers,
+            None => {
+                let started = self.next_start;
+                self.next_start += 1;
+                self.streams.insert(stream, Stream { layers, started });
+            }
+        }
+        self.reselect_all(now);
+    }
+
+    /// A participant stopped a stream.
+    pub fn unpublish(&mut self, stream: &StreamId<P>, now: Instant) {
+        if self.streams.remove(stream).is_some() {
+            self.throttles.retain(|(s, _), _| s != stream);
+            self.reselect_all(now);
+        }
+    }
+
+    /// The call's dominant speakers, most dominant first.
+    pub fn set_dominant_speakers(&mut self, speakers: Vec<P>, now: Instant) {
+        if self.speakers != speakers {
+            self.speakers = speakers;
+            self.reselect_all(now);
+        }
+    }
+
+    /// A subscriber lost packets of a stream it receives: it needs a key frame.
+    pub fn handle_loss(&mut self, subscriber: &P, stream: &StreamId<P>, now: Instant) {
+        let layer = self
+            .subscribers
+            .get(subscriber)
+            .and_then(|s| s.selected.iter().find(|sel| &sel.stream == stream))
+            .map(|sel| sel.layer);
+        if let Some(layer) = layer {
+            self.request_keyframe(stream.clone(), layer, now);
+        }
+    }
+
+    /// Sends deferred key-frame requests whose window has passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let interval = self.config.keyframe_interval;
+        let due: Vec<(StreamId<P>, u8)> = self
+            .throttles
+            .iter()
+            .filter(|(_, t)| t.pending && t.last.is_none_or(|l| l + interval <= now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for (stream, layer) in due {
+            if let Some(t) = self.throttles.get_mut(&(stream.clone(), layer)) {
+                t.pending = false;
+                t.last = Some(now);
+            }
+            self.stats.keyframes_sent += 1;
+            self.events
+                .push_back(RouterEvent::KeyframeRequest { stream, layer });
+        }
+    }
+
+    /// When a deferred key-frame request is due.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let interval = self.config.keyframe_interval;
+        self.throttles
+            .values()
+            .filter(|t| t.pending)
+            .filter_map(|t| t.last.map(|l| l + interval))
+            .min()
+    }
+
+    /// The next decision.
+    pub fn poll_event(&mut self) -> Option<RouterEvent<P>> {
+        self.events.pop_front()
+    }
+
+    /// What a subscriber receives now, in priority order.
+    #[must_use]
+    pub fn selection(&self, subscriber: &P) -> &[Selected<P>] {
+        self.subscribers
+            .get(subscriber)
+            .map_or(&[], |s| s.selected.as_slice())
+    }
+
+    /// Who receives a stream at which layer (for forwarding one incoming packet).
+    pub fn receivers<'a>(
+        &'a self,
+        stream: &'a StreamId<P>,
+    ) -> impl Iterator<Item = (&'a P, u8)> + 'a {
+        self.subscribers.iter().filter_map(move |(p, s)| {
+            s.selected
+                .iter()
+                .find(|sel| &sel.stream == stream)
+                .map(|sel| (p, sel.layer))
+        })
+    }
+
+    /// Counters.
+    #[must_use]
+    pub fn stats(&self) -> RouterStats {
+        self.stats
+    }
+
+    fn reselect_all(&mut self, now: Instant) {
+        let subs: Vec<P> = self.subscribers.keys().cloned().collect();
+        for sub in subs {
+            self.reselect(&sub, now);
+        }
+    }
+
+    /// Recomputes one subscriber's selection; announces it and asks for key frames for
+    /// what is new to it.
+    fn reselect(&mut self, subscriber: &P, now: Instant) {
+        let Some(sub) = self.subscribers.get(subscriber) else {
+            return;
+        };
+        let selected = self.choose(subscriber, sub);
+        let Some(sub) = self.subscribers.get_mut(subscriber) else {
+            return;
+        };
+        if sub.selected == selected {
+            return;
+        }
+        let before: BTreeSet<Selected<P>> = sub.selected.iter().cloned().collect();
+        sub.selected = selected.clone();
+        self.stats.selections += 1;
+        self.events.push_back(RouterEvent::Selection {
+            subscriber: subscriber.clone(),
+            selected: selected.clone(),
+        });
+        for sel in selected {
+            if !before.contains(&sel) {
+                self.request_keyframe(sel.stream, sel.layer, now);
+            }
+        }
+    }
+
+    fn choose(&self, me: &P, sub: &Subscriber<P>) -> Vec<Selected<P>> {
+        // 1. A screen share wins: the latest one that is not ours.
+        let screen = self
+            .streams
+            .iter()
+            .filter(|(id, _)| id.kind == StreamKind::ScreenShare && &id.publisher != me)
+            .max_by_key(|(_, s)| s.started);
+        let candidates: Vec<(&StreamId<P>, &Stream)> = match screen {
+            Some(s) => vec![s],
+            None => {
+                let slots = sub.requested.map_or(sub.slots, |r| r.min(sub.slots));
+                let mut cams: Vec<(&StreamId<P>, &Stream)> = self
+                    .streams
+                    .iter()
+                    .filter(|(id, _)| id.kind == StreamKind::Camera && &id.publisher != me)
+                    .collect();
+                let rank = |id: &StreamId<P>| -> (u8, usize) {
+                    if sub.pinned.as_ref() == Some(&id.publisher) {
+                        return (0, 0);
+                    }
+                    match self.speakers.iter().position(|p| p == &id.publisher) {
+                        Some(i) => (1, i),
+                        None => (2, 0),
+                    }
+                };
+                cams.sort_by(|a, b| {
+                    rank(a.0)
+                        .cmp(&rank(b.0))
+                        .then(a.1.started.cmp(&b.1.started))
+                });
+                cams.truncate(slots);
+                cams
+            }
+        };
+        // 3. Bandwidth: lowest layers first, drop from the end, then upgrade in order.
+        let mut layers: Vec<usize> = vec![0; candidates.len()];
+        let Some(budget) = sub.bandwidth else {
+            return candidates
+                .iter()
+                .map(|(id, s)| Selected {
+                    stream: (*id).clone(),
+                    layer: top_layer(s),
+                })
+                .collect();
+        };
+        let mut count = candidates.len();
+        let base = |n: usize| -> u64 { candidates[..n].iter().map(|(_, s)| s.layers[0]).sum() };
+        while count > 0 && base(count) > budget {
+            count -= 1;
+        }
+        let mut spent = base(count);
+        let mut upgraded = true;
+        while upgraded {
+            upgraded = false;
+            for (i, (_, s)) in candidates[..count].iter().enumerate() {
+                let next = layers[i] + 1;
+                if next < s.layers.len() {
+                    let extra = s.layers[next].saturating_sub(s.layers[layers[i]]);
+                    if spent + extra <= budget {
+                        spent += extra;
+                        layers[i] = next;
+                        upgraded = true;
+                    }
+                }
+            }
+        }
+        candidates[..count]
+            .iter()
+            .zip(layers)
+            .map(|((id, _), layer)| Selected {
+                stream: (*id).clone(),
+                layer: u8::try_from(layer).unwrap_or(u8::MAX),
+            })
+            .collect()
+    }
+
+    fn request_keyframe(&mut self, stream: StreamId<P>, layer: u8, now: Instant) {
+        let interval = self.config.keyframe_interval;
+        let t = self.throttles.entry((stream.clone(), layer)).or_default();
+        if t.last.is_some_and(|l| now < l + interval) {
+            if t.pending {
+                self.stats.keyframes_coalesced += 1;
+            }
+            t.pending = true;
+            return;
+        }
+        t.last = Some(now);
+        t.pending = false;
+        self.stats.keyframes_sent += 1;
+        self.events
+            .push_back(RouterEvent::KeyframeRequest { stream, layer });
+    }
+}
+
+fn top_layer(s: &Stream) -> u8 {
+    u8::try_from(s.layers.len().saturating_sub(1)).unwrap_or(u8::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cam(p: u32) -> StreamId<u32> {
+        StreamId {
+            publisher: p,
+            kind: StreamKind::Camera,
+        }
+    }
+
+    fn screen(p: u32) -> StreamId<u32> {
+        StreamId {
+            publisher: p,
+            kind: StreamKind::ScreenShare,
+        }
+    }
+
+    fn publishers(sel: &[Selected<u32>]) -> Vec<(u32, StreamKind, u8)> {
+        sel.iter()
+            .map(|s| (s.stream.publisher, s.stream.kind, s.layer))
+            .collect()
+    }
+
+    fn drain(r: &mut Router<u32>) -> Vec<RouterEvent<u32>> {
+        std::iter::from_fn(|| r.poll_event()).collect()
+    }
+
+    #[test]
+    fn native_gets_six_cameras_with_dominant_speakers_first() {
+        let now = Instant::now();
+        let mut r = Router::new(RouterConfig::default());
+        r.add_subscriber(0, SubscriberKind::Native, now);
+        for p in 1..=8 {
+            r.publish(cam(p), vec![], now);
+        }
+        let got: Vec<u32> = r.selection(&0).iter().map(|s| s.stream.publisher).collect();
+        assert_eq!(got, vec![1, 2, 3, 4, 5, 6], "oldest first without speakers");
+        r.set_dominant_speakers(vec![8, 7], now);
+        let got: Vec<u32> = r.selection(&0).iter().map(|s| s.stream.publisher).collect();
+        assert_eq!(got, vec![8, 7, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn web_gets_one_and_never_its_own() {
+        let now = Instant::now();
+        let mut r = Router::new(RouterConfig::default());
+        r.add_subscriber(1, SubscriberKind::Web, now);
+        r.publish(cam(1), vec![], now);
+        assert!(r.selection(&1).is_empty());
+        r.publish(cam(2), vec![], now);
+        r.publish(cam(3), vec![], now);
+        r.set_dominant_speakers(vec![3], now);
+        assert_eq!(
+            publishers(r.selection(&1)),
+            vec![(3, StreamKind::Camera, 0)]
+        );
+    }
+
+    #[test]
+    fn screen_share_replaces_camera_tiles_and_the_sharer_keeps_cameras() {
+        let now = Instant::now();
+        let mut r = Router::new(RouterConfig::default());
+        for p in 1..=3 {
+            r.add_subscriber(p, SubscriberKind::Native, now);
+            r.publish(cam(p), vec![], now);
+        }
+        r.publish(screen(2), vec![], now);
+        assert_eq!(
+            publishers(r.selection(&1)),
+            vec![(2, StreamKind::ScreenShare, 0)]
+        );
+        let sharer: Vec<u32> = r.selection(&2).iter().map(|s| s.stream.publisher).collect();
+        assert_eq!(sharer, vec![1, 3], "the sharer sees the others' cameras");
+        r.unpublish(&screen(2), now);
+        assert_eq!(r.selection(&1).len(), 2);
+    }
+
+    #[test]
+    fn pin_and_requested_slots() {
+        let now = Instant::now();
+        let mut r = Router::new(RouterConfig::default());
+        r.add_subscriber(0, SubscriberKind::Native, now);
+        for p in 1..=8 {
+            r.publish(cam(p), vec![], now);
+        }
+        r.request_slots(&0, Some(2), now);
+        r.pin(&0, Some(8), now);
+        let got: Vec<u32> = r.selection(&0).iter().map(|s| s.stream.publisher).collect();
+        assert_eq!(got, vec![8, 1]);
+        r.request_slots(&0, Some(100), now);
+        assert_eq!(r.selection(&0).len(), 6, "capped at the native limit");
+        r.remove_participant(&8, now);
+        assert_eq!(r.selection(&0)[0].stream.publisher, 1);
+    }
+
+    #[test]
+    fn bandwidth_picks_layers_and_drops_from_the_end() {
+        let now = Instant::now();
+        let mut r = Router::new(RouterConfig::default());
+        r.add_subscriber(0, SubscriberKind::Native, now);
+        for p in 1..=3 {
+            r.publish(cam(p), vec![150_000, 500_000, 1_500_000], now);
+        }
+        assert_eq!(
+            publishers(r.selection(&0)),
+            vec![
+                (1, StreamKind::Camera, 2),
+                (2, StreamKind::Camera, 2),
+                (3, StreamKind::Camera, 2)
+            ]
+        );
+        r.set_bandwidth(&0, Some(1_000_000), now);
+        // 3 × 150k = 450k; upgrades in order: 1 → 500k (800k), 2 would need +350k: no.
+        assert_eq!(
+            publishers(r.selection(&0)),
+            vec![
+                (1, StreamKind::Camera, 1),
+                (2, StreamKind::Camera, 0),
+                (3, StreamKind::Camera, 0)
+            ]
+        );
+        r.set_bandwidth(&0, Some(320_000), now);
+        assert_eq!(
+            publishers(r.selection(&0)),
+            vec![(1, StreamKind::Camera, 0), (2, StreamKind::Camera, 0)]
+        );
+        r.set_bandwidth(&0, Some(0), now);
+        assert!(r.selection(&0).is_empty());
+    }
+
+    #[test]
+    fn keyframes_on_new_streams_are_throttled_and_deferred_not_dropped() {
+        let t0 = Instant::now();
+        let mut r = Router::new(RouterConfig::default());
+        r.publish(cam(9), vec![], t0);
+        r.add_subscriber(1, SubscriberKind::Native, t0);
+        let events = drain(&mut r);
+        assert!(events.contains(&RouterEvent::KeyframeRequest {
+            stream: cam(9),
+            layer: 0
+        }));
+        // Two more joiners inside the window: one deferred request, not two.
+        r.add_subscriber(2, SubscriberKind::Native, t0 + Duration::from_millis(100));
+        r.add_subscriber(3, SubscriberKind::Native, t0 + Duration::from_millis(200));
+        r.handle_loss(&1, &cam(9), t0 + Duration::from_millis(300));
+        let keyframes = |e: &[RouterEvent<u32>]| {
+            e.iter()
+                .filter(|e| matches!(e, RouterEvent::KeyframeRequest { .. }))
+                .count()
+        };
+        assert_eq!(keyframes(&drain(&mut r)), 0);
+        assert_eq!(r.poll_timeout(), Some(t0 + Duration::from_millis(500)));
+        r.handle_timeout(t0 + Duration::from_millis(499));
+        assert_eq!(keyframes(&drain(&mut r)), 0);
+        r.handle_timeout(t0 + Duration::from_millis(500));
+        assert_eq!(keyframes(&drain(&mut r)), 1);
+        assert_eq!(r.poll_timeout(), None);
+        assert_eq!(r.stats().keyframes_sent, 2);
+        assert_eq!(r.stats().keyframes_coalesced, 2);
+        // Outside the window a loss report goes out at once.
+        r.handle_loss(&2, &cam(9), t0 + Duration::from_millis(1100));
+        assert_eq!(keyframes(&drain(&mut r)), 1);
+    }
+
+    #[test]
+    fn receivers_follow_selection() {
+        let now = Instant::now();
+        let mut r = Router::new(RouterConfig::default());
+        r.add_subscriber(1, SubscriberKind::Native, now);
+        r.add_subscriber(2, SubscriberKind::Web, now);
+        r.publish(cam(3), vec![], now);
+        r.publish(cam(4), vec![], now);
+        let to3: Vec<u32> = r.receivers(&cam(3)).map(|(p, _)| *p).collect();
+        let to4: Vec<u32> = r.receivers(&cam(4)).map(|(p, _)| *p).collect();
+        assert_eq!(to3, vec![1, 2]);
+        assert_eq!(
+            to4,
+            vec![1],
+            "the web client's one slot went to the older camera"
+        );
+    }
+}
