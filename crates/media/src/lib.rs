@@ -20,6 +20,7 @@ pub mod rtc;
 pub mod server;
 pub mod speaker;
 pub mod video;
+pub mod video_codec;
 pub use client::{CallMedia, CallMediaConfig, CallMediaEvent, CallMediaStats};
 pub use codec::{Channels, CodecError, Decoder, Encoder, OpusConfig};
 pub use jitter::{AudioPacket, Frame, FrameKind, JitterBuffer, JitterConfig, JitterStats};

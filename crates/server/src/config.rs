@@ -5,7 +5,7 @@
 //! 2. a TOML file (`ringwire serve --config ringwire.toml`), when one is given;
 //! 3. environment variables named `RINGWIRE_<FIELD>`, with `__` between nested names:
 //!    `RINGWIRE_HTTP_ADDR=0.0.0.0:8080`, `RINGWIRE_LIMITS__BURST=200`,
-//!    `RINGWIRE_TLS__CERT=/etc/ringwire/cert.pem`.
+//!    `RINGWIRE_TLS__CERT=/etc/ringwire/cert.pem`, `RINGWIRE_MEDIA__PUBLIC_ADDR=203.0.113.5`.
 //!
 //! Durations are humantime strings (`"30s"`, `"1m 30s"`, `"300ms"`).
 //!
@@ -28,15 +28,21 @@
 //! | `limits.handshake_timeout` | `10s` |
 //! | `tls` | none (plain HTTP/WS, development only); `{ cert = "cert.pem", key = "key.pem" }`: `http_addr` serves HTTPS and WSS with this certificate chain and key, and QUIC presents the certificate |
 //! | `dev_mode` | true when `http_addr` is a loopback address |
+//! | `media.bind` | `127.0.0.1:0` (the media UDP socket; port 0 picks a free port) |
+//! | `media.public_addr` | none: the bound address; an IP (`203.0.113.5`, the bound port is kept) or `IP:port`, advertised as the ICE host candidate |
+//! | `media.speakers` | `3` (most speakers mixed at once in a group call) |
+//! | `media.opus_bitrate` | `32000` (bits per second of the mixed streams, 6000..=510000) |
 
-use std::net::SocketAddr;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use ringwire_signaling::protocol::MAX_MESSAGE_SIZE;
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// Everything `ringwire serve` can be told. See the [module docs](self) for defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,6 +74,36 @@ pub struct ServerConfig {
     /// `http_addr` is loopback". Outside dev mode the server refuses to start without
     /// `tls`, because the REST API's bearer secret must not cross a network in clear.
     pub dev_mode: Option<bool>,
+    /// The media plane: its UDP socket, the address it advertises, the mixer.
+    pub media: MediaConfig,
+}
+
+/// The media plane's settings (`[media]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MediaConfig {
+    /// Where the one media UDP socket (ICE, DTLS-SRTP, RTP for every call) binds;
+    /// port 0 picks a free port.
+    pub bind: SocketAddr,
+    /// The address clients are told to send media to (the ICE host candidate), when it
+    /// is not the bound one: a public address in front of a NAT or a wildcard bind.
+    /// An IP alone keeps the bound port.
+    pub public_addr: Option<PublicAddr>,
+    /// Most speakers mixed at once in a group call (K).
+    pub speakers: usize,
+    /// Target bitrate of the mixed opus streams, bits per second.
+    pub opus_bitrate: u32,
+}
+
+/// The address advertised for media: an IP (the bound port is kept) or an IP and port.
+///
+/// Written as a string, `"203.0.113.5"` or `"203.0.113.5:40000"` (`"[2001:db8::1]:40000"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublicAddr {
+    /// This IP, with the port the socket is bound to.
+    Ip(IpAddr),
+    /// This IP and port (a port forwarded to the bound one).
+    Socket(SocketAddr),
 }
 
 /// What one connection may do.
@@ -119,6 +155,14 @@ pub enum ConfigError {
     /// A limit is zero where that would make the server unusable.
     #[error("limits.{0} must be greater than zero")]
     ZeroLimit(&'static str),
+    /// A `[media]` setting the media plane cannot run with.
+    #[error("media.{field} {problem}")]
+    Media {
+        /// The field.
+        field: &'static str,
+        /// What is wrong with it.
+        problem: &'static str,
+    },
 }
 
 impl Default for ServerConfig {
@@ -133,7 +177,100 @@ impl Default for ServerConfig {
             limits: Limits::default(),
             tls: None,
             dev_mode: None,
+            media: MediaConfig::default(),
         }
+    }
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            public_addr: None,
+            speakers: 3,
+            opus_bitrate: 32_000,
+        }
+    }
+}
+
+impl MediaConfig {
+    /// The address advertised as the ICE host candidate, given the address the socket
+    /// is bound to (whose port is the real one when 0 was asked for).
+    pub fn candidate(&self, bound: SocketAddr) -> SocketAddr {
+        match self.public_addr {
+            None => bound,
+            Some(PublicAddr::Ip(ip)) => SocketAddr::new(ip, bound.port()),
+            Some(PublicAddr::Socket(addr)) => addr,
+        }
+    }
+
+    /// Checks settings the media plane cannot run with.
+    ///
+    /// # Errors
+    /// [`ConfigError::Media`] naming the field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let problem = |field, problem| Err(ConfigError::Media { field, problem });
+        match self.public_addr {
+            // A client cannot send to 0.0.0.0 or [::]: a wildcard bind needs an address
+            // to advertise.
+            None if self.bind.ip().is_unspecified() => {
+                return problem(
+                    "public_addr",
+                    "must be set when media.bind is a wildcard address",
+                );
+            }
+            Some(PublicAddr::Ip(ip)) if ip.is_unspecified() => {
+                return problem("public_addr", "must not be a wildcard address");
+            }
+            Some(PublicAddr::Socket(addr)) if addr.ip().is_unspecified() || addr.port() == 0 => {
+                return problem("public_addr", "must be a concrete address and port");
+            }
+            _ => {}
+        }
+        if self.speakers == 0 {
+            return problem("speakers", "must be greater than zero");
+        }
+        if !(6_000..=510_000).contains(&self.opus_bitrate) {
+            return problem("opus_bitrate", "must be within 6000..=510000");
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for PublicAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PublicAddr::Ip(ip) => ip.fmt(f),
+            PublicAddr::Socket(addr) => addr.fmt(f),
+        }
+    }
+}
+
+impl FromStr for PublicAddr {
+    type Err = std::net::AddrParseError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.parse::<SocketAddr>() {
+            Ok(addr) => Ok(PublicAddr::Socket(addr)),
+            Err(_) => s.parse().map(PublicAddr::Ip),
+        }
+    }
+}
+
+impl Serialize for PublicAddr {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for PublicAddr {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(|_| {
+            serde::de::Error::custom(format!(
+                "{text:?} is neither an IP address nor an IP address and port"
+            ))
+        })
     }
 }
 
@@ -154,8 +291,9 @@ impl ServerConfig {
     ///
     /// # Errors
     /// [`ConfigError::NotFound`] when `path` does not exist, [`ConfigError::Invalid`]
-    /// for a value of the wrong form, [`ConfigError::TlsRequired`] and
-    /// [`ConfigError::ZeroLimit`] for settings the server cannot run with.
+    /// for a value of the wrong form, [`ConfigError::TlsRequired`],
+    /// [`ConfigError::ZeroLimit`] and [`ConfigError::Media`] for settings the server
+    /// cannot run with.
     pub fn load(path: Option<&Path>) -> Result<ServerConfig, ConfigError> {
         Self::load_from(path, Env::prefixed("RINGWIRE_").split("__"))
     }
@@ -182,7 +320,7 @@ impl ServerConfig {
     /// Checks settings the server cannot run with.
     ///
     /// # Errors
-    /// [`ConfigError::TlsRequired`] or [`ConfigError::ZeroLimit`].
+    /// [`ConfigError::TlsRequired`], [`ConfigError::ZeroLimit`] or [`ConfigError::Media`].
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !self.is_dev_mode() && self.tls.is_none() {
             return Err(ConfigError::TlsRequired {
@@ -203,7 +341,7 @@ impl ServerConfig {
                 return Err(ConfigError::ZeroLimit(name));
             }
         }
-        Ok(())
+        self.media.validate()
     }
 
     /// Whether development mode is on: as configured, else when `http_addr` is loopback.
@@ -252,6 +390,83 @@ mod tests {
             assert_eq!(config.resume_grace, Duration::from_secs(30));
             assert_eq!(config.limits.max_frame, MAX_MESSAGE_SIZE);
             assert!(config.is_dev_mode());
+            assert_eq!(config.media, MediaConfig::default());
+            assert_eq!(config.media.bind.to_string(), "127.0.0.1:0");
+            assert_eq!(config.media.speakers, 3);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn media_section_from_file_and_env() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "ringwire.toml",
+                r#"
+                [media]
+                bind = "0.0.0.0:40000"
+                public_addr = "203.0.113.5"
+                speakers = 4
+                "#,
+            )?;
+            jail.set_env("RINGWIRE_MEDIA__OPUS_BITRATE", "24000");
+            let config = load(Some(Path::new("ringwire.toml"))).unwrap();
+            let media = &config.media;
+            assert_eq!(media.bind.to_string(), "0.0.0.0:40000");
+            assert_eq!(
+                media.public_addr,
+                Some(PublicAddr::Ip([203, 0, 113, 5].into()))
+            );
+            assert_eq!(media.speakers, 4);
+            assert_eq!(media.opus_bitrate, 24_000);
+            // An IP alone keeps the bound port.
+            let bound = SocketAddr::from(([0, 0, 0, 0], 40000));
+            assert_eq!(media.candidate(bound).to_string(), "203.0.113.5:40000");
+
+            jail.set_env("RINGWIRE_MEDIA__BIND", "127.0.0.1:41000");
+            jail.set_env("RINGWIRE_MEDIA__PUBLIC_ADDR", "[2001:db8::1]:5000");
+            let config = load(Some(Path::new("ringwire.toml"))).unwrap();
+            assert_eq!(config.media.bind.to_string(), "127.0.0.1:41000");
+            let candidate = config.media.candidate(config.media.bind);
+            assert_eq!(candidate.to_string(), "[2001:db8::1]:5000");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn media_settings_are_checked() {
+        Jail::expect_with(|jail| {
+            jail.set_env("RINGWIRE_MEDIA__BIND", "0.0.0.0:0");
+            assert!(matches!(
+                load(None),
+                Err(ConfigError::Media {
+                    field: "public_addr",
+                    ..
+                })
+            ));
+            jail.set_env("RINGWIRE_MEDIA__PUBLIC_ADDR", "not-an-address");
+            let err = load(None).unwrap_err();
+            assert!(matches!(err, ConfigError::Invalid(_)), "{err}");
+            assert!(err.to_string().contains("not-an-address"), "{err}");
+            jail.set_env("RINGWIRE_MEDIA__PUBLIC_ADDR", "198.51.100.7");
+            assert!(load(None).is_ok());
+            jail.set_env("RINGWIRE_MEDIA__SPEAKERS", "0");
+            assert!(matches!(
+                load(None),
+                Err(ConfigError::Media {
+                    field: "speakers",
+                    ..
+                })
+            ));
+            jail.set_env("RINGWIRE_MEDIA__SPEAKERS", "2");
+            jail.set_env("RINGWIRE_MEDIA__OPUS_BITRATE", "1000");
+            assert!(matches!(
+                load(None),
+                Err(ConfigError::Media {
+                    field: "opus_bitrate",
+                    ..
+                })
+            ));
             Ok(())
         });
     }

@@ -5,16 +5,24 @@
 //! hub feeds the controller, drains it after every input (the drain rule), and sleeps
 //! until the controller's next timeout or the next input, whichever comes first. Nothing
 //! else touches the controller, so it needs no lock (STYLE.md §2).
+//!
+//! Media commands go to the media worker ([`crate::media`]) without waiting; what the
+//! worker reports (answers, failures, dominant speakers) comes back as one more input.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use ringwire_signaling::controller::{
     CallController, Command, ConnectionId, ControllerStats, GatewayCommand, GatewayEvent,
+    MediaCommand,
 };
-use ringwire_signaling::{EndReason, Identifier, UserId};
+use ringwire_signaling::{
+    EndReason, ErrorCode, Identifier, MediaPayload, MediaPayloadKind, ServerMessage, UserId,
+};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
+
+use crate::media::{MediaEvent, MediaHandle};
 
 /// How many frames may wait for one connection before it counts as too slow and is
 /// dropped; the hub never waits for a connection.
@@ -61,6 +69,7 @@ enum Input {
     Shutdown {
         done: oneshot::Sender<()>,
     },
+    Media(MediaEvent),
 }
 
 /// A cheap, cloneable handle to the hub task.
@@ -69,22 +78,72 @@ pub(crate) struct HubHandle {
     tx: mpsc::Sender<Input>,
 }
 
+/// The hub's inbox before the hub runs: [`HubInbox::spawn`] starts it.
+#[derive(Debug)]
+pub(crate) struct HubInbox {
+    rx: mpsc::Receiver<Input>,
+}
+
+/// A handle that does not keep the hub alive, for the media worker: the hub stops
+/// when the server's handles are gone, whatever the worker still holds.
+#[derive(Debug, Clone)]
+pub(crate) struct WeakHub {
+    tx: mpsc::WeakSender<Input>,
+}
+
 /// The hub has stopped (the server is shutting down).
 #[derive(Debug, Clone, Copy, thiserror::Error)]
 #[error("the signaling hub has stopped")]
 pub(crate) struct HubStopped;
 
-impl HubHandle {
-    /// Starts the hub task around `controller`.
-    pub(crate) fn spawn(controller: CallController) -> (HubHandle, tokio::task::JoinHandle<()>) {
-        let (tx, rx) = mpsc::channel(4096);
+/// Makes the hub's queue; the hub runs once [`HubInbox::spawn`] is called, so that
+/// the media worker can be given a [`WeakHub`] first.
+pub(crate) fn channel() -> (HubHandle, HubInbox) {
+    let (tx, rx) = mpsc::channel(4096);
+    (HubHandle { tx }, HubInbox { rx })
+}
+
+impl HubInbox {
+    /// Starts the hub task around `controller`; media commands go to `media`.
+    pub(crate) fn spawn(
+        self,
+        controller: CallController,
+        media: MediaHandle,
+    ) -> tokio::task::JoinHandle<()> {
         let hub = Hub {
             controller,
-            rx,
+            rx: self.rx,
             connections: BTreeMap::new(),
             next_connection: 0,
+            media,
+            origin: None,
         };
-        (HubHandle { tx }, tokio::spawn(hub.run()))
+        tokio::spawn(hub.run())
+    }
+}
+
+impl WeakHub {
+    /// Hands the hub what the media worker reports. Never blocks: when the queue is
+    /// momentarily full a task delivers it, so an answer is never lost; a stopped hub
+    /// needs no news.
+    pub(crate) fn media_event(&self, event: MediaEvent) {
+        let Some(tx) = self.tx.upgrade() else {
+            return;
+        };
+        if let Err(mpsc::error::TrySendError::Full(input)) = tx.try_send(Input::Media(event)) {
+            tokio::spawn(async move {
+                let _ = tx.send(input).await;
+            });
+        }
+    }
+}
+
+impl HubHandle {
+    /// A handle for the media worker that does not keep the hub running.
+    pub(crate) fn downgrade(&self) -> WeakHub {
+        WeakHub {
+            tx: self.tx.downgrade(),
+        }
     }
 
     /// Registers a new transport connection.
@@ -159,6 +218,10 @@ struct Hub {
     rx: mpsc::Receiver<Input>,
     connections: BTreeMap<ConnectionId, mpsc::Sender<Outbound>>,
     next_connection: u64,
+    media: MediaHandle,
+    /// The connection whose bytes the controller is handling, while it does: a media
+    /// offer in them came from there, and an error about it goes back there.
+    origin: Option<ConnectionId>,
 }
 
 impl Hub {
@@ -209,7 +272,11 @@ impl Hub {
                 }
             }
             Input::Bytes { connection, bytes } => {
-                self.controller.handle_bytes(connection, &bytes, now)
+                self.controller.handle_bytes(connection, &bytes, now);
+                self.origin = Some(connection);
+                self.drain();
+                self.origin = None;
+                return None;
             }
             Input::Closed { connection } => {
                 self.connections.remove(&connection);
@@ -230,6 +297,7 @@ impl Hub {
                 self.drain();
                 return Some(done);
             }
+            Input::Media(event) => self.media_event(event, now),
         }
         self.drain();
         None
@@ -274,7 +342,59 @@ impl Hub {
                     .handle_gateway_event(&call_id, &target, ended, now);
             }
             Command::Gateway(GatewayCommand::HangUp { .. }) => {}
-            Command::Media(media) => tracing::trace!(?media, "no media plane yet"),
+            Command::Media(command) => {
+                // Only an offer needs to know where it came from (to send an error
+                // back); it is only ever caused by the bytes being handled.
+                let origin = match &command {
+                    MediaCommand::Payload { .. } => self.origin,
+                    _ => None,
+                };
+                self.media.command(command, origin);
+            }
+        }
+    }
+
+    /// What the media worker reported.
+    fn media_event(&mut self, event: MediaEvent, now: std::time::Instant) {
+        match event {
+            MediaEvent::Answer {
+                call_id,
+                participant,
+                sdp,
+            } => {
+                let payload = MediaPayload {
+                    kind: MediaPayloadKind::Answer,
+                    sdp,
+                };
+                self.controller.send_media(&call_id, &participant, payload);
+            }
+            MediaEvent::OfferRefused {
+                call_id,
+                participant,
+                origin,
+                reason,
+            } => {
+                // The controller has no way to send a participant an error of the
+                // media plane, so the hub writes it to the connection the offer came
+                // on (gone after a reconnect: then the client offers again anyway).
+                tracing::debug!(%call_id, %participant, ?origin, %reason, "telling the client its offer was refused");
+                if let Some(connection) = origin {
+                    let message = ServerMessage::Error {
+                        code: ErrorCode::Malformed,
+                        message: format!("media offer refused: {reason}"),
+                        call_id: Some(call_id),
+                    };
+                    let frame: Arc<[u8]> = message.encode().into();
+                    self.send(connection, Outbound::Frame(frame), now);
+                }
+            }
+            MediaEvent::Failed {
+                call_id,
+                participant,
+            } => self.controller.handle_media_failure(&call_id, &participant),
+            MediaEvent::DominantSpeakers { call_id, speakers } => {
+                self.controller.set_dominant_speakers(&call_id, speakers);
+            }
         }
     }
 
@@ -336,6 +456,8 @@ mod tests {
             rx,
             connections: BTreeMap::new(),
             next_connection: 0,
+            media: MediaHandle::detached(),
+            origin: None,
         };
         let (reply, opened) = oneshot::channel();
         tx.try_send(Input::Open { reply }).unwrap();

@@ -24,6 +24,15 @@
 //! the hub, and police what the transport must: frame size, message rate. The HTTP
 //! router serves the identity REST API, `/healthz`, `/readyz` and `/metrics`.
 //!
+//! # Media
+//! One more task, the media worker, owns the media UDP socket (`[media] bind`) and the
+//! sans-IO media engine ([`ringwire_media::server::MediaServer`]): one str0m `Rtc` per
+//! participant, ICE on the configured host candidate, DTLS-SRTP always, group audio
+//! mixed and 1:1 audio forwarded. The hub hands it the controller's media commands
+//! and SDP offers, and it hands back SDP answers, media failures and dominant
+//! speakers. [`RunningServer::media_addr`] says where it listens and
+//! [`RunningServer::media_stats`] what it did.
+//!
 //! # TLS
 //! With `[tls]` configured, the HTTP listener terminates TLS itself (rustls through
 //! tokio-rustls, in the `tls` module): REST API, metrics and WebSocket signaling are
@@ -45,6 +54,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
+use ringwire_media::server::MediaServerStats;
 use ringwire_signaling::controller::{CallController, ControllerConfig};
 use ringwire_signaling::{Scopes, TokenKey, UserId};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -60,12 +70,13 @@ mod hub;
 pub mod identity;
 pub mod keys;
 mod limits;
+mod media;
 mod metrics;
 mod quic;
 mod tls;
 mod ws;
 
-pub use config::{ConfigError, Limits, ServerConfig, TlsConfig};
+pub use config::{ConfigError, Limits, MediaConfig, PublicAddr, ServerConfig, TlsConfig};
 pub use error::Error;
 pub use identity::new_user_id;
 pub use keys::{AccessKey, KeyError};
@@ -73,6 +84,7 @@ pub use keys::{AccessKey, KeyError};
 use crate::hub::HubHandle;
 use crate::identity::Identities;
 use crate::keys::Certificate;
+use crate::media::{MediaHandle, MediaSocket};
 use crate::metrics::TransportMetrics;
 
 /// How long shutdown waits for connection tasks to write their goodbyes.
@@ -87,6 +99,9 @@ pub struct Server;
 pub struct RunningServer {
     http_addr: SocketAddr,
     quic_addr: SocketAddr,
+    media_addr: SocketAddr,
+    media_candidate: SocketAddr,
+    media: MediaHandle,
     certificate: Certificate,
     access_key_path: PathBuf,
     shared: Arc<Shared>,
@@ -94,6 +109,7 @@ pub struct RunningServer {
     http_task: JoinHandle<()>,
     quic_task: JoinHandle<()>,
     hub_task: JoinHandle<()>,
+    media_task: JoinHandle<()>,
 }
 
 /// What every request handler and connection task shares.
@@ -122,7 +138,8 @@ impl Server {
     ///
     /// # Errors
     /// [`Error::Config`] for an unusable configuration, [`Error::Key`] when the access
-    /// key cannot be read or written, [`Error::Bind`] when a port is taken,
+    /// key cannot be read or written, [`Error::Bind`] when a port (HTTP, QUIC or media)
+    /// is taken,
     /// [`Error::TlsFile`]/[`Error::Tls`] for bad TLS files, [`Error::Quic`].
     pub async fn start(config: ServerConfig) -> Result<RunningServer, Error> {
         config.validate()?;
@@ -149,7 +166,24 @@ impl Server {
         controller_config.auth_timeout = config.limits.handshake_timeout;
         controller_config.max_participants = config.max_participants;
         controller_config.max_sessions_per_user = config.limits.max_connections_per_identity;
-        let (hub, hub_task) = HubHandle::spawn(CallController::new(controller_config));
+
+        let media_socket =
+            MediaSocket::bind(&config.media)
+                .await
+                .map_err(|source| Error::Bind {
+                    addr: config.media.bind,
+                    source,
+                })?;
+        let media_addr = media_socket.local_addr();
+        let media_candidate = media_socket.candidate();
+        if media_candidate.ip().is_loopback() && !config.http_addr.ip().is_loopback() {
+            tracing::warn!(%media_candidate, "media is only reachable on loopback; set [media] bind and public_addr");
+        }
+        let metrics = TransportMetrics::default();
+        let (hub, inbox) = hub::channel();
+        let (media, media_task) =
+            media_socket.spawn(&config.media, hub.downgrade(), metrics.media.clone());
+        let hub_task = inbox.spawn(CallController::new(controller_config), media.clone());
 
         let listener = tokio::net::TcpListener::bind(config.http_addr)
             .await
@@ -198,7 +232,7 @@ impl Server {
             hub,
             key,
             token_key,
-            metrics: TransportMetrics::default(),
+            metrics,
             identities: Identities::default(),
             tracker: TaskTracker::new(),
             shutting_down: AtomicBool::new(false),
@@ -220,10 +254,13 @@ impl Server {
             }
             None => tokio::spawn(serve_http(listener, router, shutdown.clone())),
         };
-        tracing::info!(%http_addr, https = shared.config.tls.is_some(), %quic_addr, fingerprint = %certificate.fingerprint(), "ringwire server started");
+        tracing::info!(%http_addr, https = shared.config.tls.is_some(), %quic_addr, %media_addr, %media_candidate, fingerprint = %certificate.fingerprint(), "ringwire server started");
         Ok(RunningServer {
             http_addr,
             quic_addr,
+            media_addr,
+            media_candidate,
+            media,
             certificate,
             access_key_path,
             shared,
@@ -231,6 +268,7 @@ impl Server {
             http_task,
             quic_task,
             hub_task,
+            media_task,
         })
     }
 }
@@ -244,6 +282,24 @@ impl RunningServer {
     /// Where QUIC signaling listens (the real port when 0 was asked for).
     pub fn quic_addr(&self) -> SocketAddr {
         self.quic_addr
+    }
+
+    /// Where the media UDP socket is bound (the real port when 0 was asked for).
+    pub fn media_addr(&self) -> SocketAddr {
+        self.media_addr
+    }
+
+    /// The address clients are told to send media to (the ICE host candidate):
+    /// `[media] public_addr` when set, else [`RunningServer::media_addr`].
+    pub fn media_candidate(&self) -> SocketAddr {
+        self.media_candidate
+    }
+
+    /// The media engine's counters (participants, packets forwarded, mixed, decoded),
+    /// or `None` once the media worker has stopped, which it does only at shutdown or
+    /// if it panicked.
+    pub async fn media_stats(&self) -> Option<MediaServerStats> {
+        self.media.stats().await
     }
 
     /// The TLS certificate QUIC (and HTTPS, when configured) presents, DER.
@@ -274,8 +330,8 @@ impl RunningServer {
     }
 
     /// Stops accepting, ends every call with "server shutting down", says goodbye to
-    /// every connection, waits at most 5 s for connection tasks to write that, and
-    /// stops.
+    /// every connection, waits at most 5 s for connection tasks to write that, stops
+    /// the media worker, and stops.
     pub async fn shut_down(self) {
         tracing::info!("shutting down");
         self.shared.shutting_down.store(true, Ordering::Release);
@@ -290,10 +346,14 @@ impl RunningServer {
                 "websocket connections still open after {SHUTDOWN_GRACE:?}; dropping them"
             );
         }
+        // The worker stops once every handle is gone: the hub's goes with the hub, which
+        // stopped above; this is the last one.
+        drop(self.media);
         for (name, task) in [
             ("quic", self.quic_task),
             ("http", self.http_task),
             ("hub", self.hub_task),
+            ("media", self.media_task),
         ] {
             let abort = task.abort_handle();
             if timeout(SHUTDOWN_GRACE + Duration::from_secs(2), task)

@@ -15,6 +15,12 @@
 //! | `ringwire_transport_oversized_total` | counter | `transport`: frames over the size limit |
 //! | `ringwire_transport_binary_frames_total` | counter | WebSocket binary frames refused |
 //! | `ringwire_transport_closed_total` | counter | `transport`, `reason`: connections closed by the server, by why |
+//! | `ringwire_media_packets_received_total` | counter | UDP datagrams read from the media socket |
+//! | `ringwire_media_packets_sent_total` | counter | UDP datagrams written to the media socket |
+//! | `ringwire_media_packets_ignored_total` | counter | datagrams no participant claimed (strangers, garbage) |
+//! | `ringwire_media_send_errors_total` | counter | datagrams the socket refused (full buffer, unreachable) |
+//! | `ringwire_media_commands_dropped_total` | counter | media commands dropped because the worker's queue was full |
+//! | `ringwire_media_participants` | gauge | participants with a media session on the server |
 //!
 //! `transport` is `websocket` or `quic`. `reason` is one of `hub`, `rate_limited`,
 //! `oversized`, `hub_gone`, and on QUIC also `handshake_timeout` (no stream opened in
@@ -43,6 +49,25 @@ pub(crate) struct TransportMetrics {
     oversized: Family<Labels, Counter>,
     binary_frames: Counter,
     closed: Family<Labels, Counter>,
+    /// What the media worker counts.
+    pub(crate) media: MediaMetrics,
+}
+
+/// Counters kept by the media worker (and the hub, for commands it could not queue).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct MediaMetrics {
+    /// Datagrams read from the media socket.
+    pub(crate) received: Counter,
+    /// Datagrams written to the media socket.
+    pub(crate) sent: Counter,
+    /// Datagrams no participant claimed.
+    pub(crate) ignored: Counter,
+    /// Datagrams the socket refused to send.
+    pub(crate) send_errors: Counter,
+    /// Media commands dropped because the worker's queue was full.
+    pub(crate) commands_dropped: Counter,
+    /// Participants with a media session on the server.
+    pub(crate) participants: Gauge,
 }
 
 /// One connection's handle on the [`TransportMetrics`], labelled with its transport.
@@ -222,6 +247,38 @@ impl TransportMetrics {
             self.closed.clone(),
         );
 
+        let media = &self.media;
+        registry.register(
+            "media_packets_received",
+            "UDP datagrams read from the media socket",
+            media.received.clone(),
+        );
+        registry.register(
+            "media_packets_sent",
+            "UDP datagrams written to the media socket",
+            media.sent.clone(),
+        );
+        registry.register(
+            "media_packets_ignored",
+            "Media datagrams no participant claimed",
+            media.ignored.clone(),
+        );
+        registry.register(
+            "media_send_errors",
+            "Media datagrams the socket refused to send",
+            media.send_errors.clone(),
+        );
+        registry.register(
+            "media_commands_dropped",
+            "Media commands dropped because the media worker's queue was full",
+            media.commands_dropped.clone(),
+        );
+        registry.register(
+            "media_participants",
+            "Participants with a media session on the server",
+            media.participants.clone(),
+        );
+
         let mut out = String::new();
         encode(&mut out, &registry).expect("writing to a String cannot fail");
         out
@@ -247,6 +304,9 @@ mod tests {
         quic.closed(CloseKind::RateLimited);
         quic.oversized();
         quic.closed(CloseKind::Framing);
+        metrics.media.received.inc_by(5);
+        metrics.media.ignored.inc();
+        metrics.media.participants.set(2);
         let mut stats = ControllerStats {
             calls: 2,
             resumes: 1,
@@ -268,6 +328,10 @@ mod tests {
             "ringwire_transport_oversized_total{transport=\"quic\"} 1",
             "ringwire_transport_closed_total{transport=\"quic\",reason=\"rate_limited\"} 1",
             "ringwire_transport_closed_total{transport=\"quic\",reason=\"framing\"} 1",
+            "ringwire_media_packets_received_total 5",
+            "ringwire_media_packets_ignored_total 1",
+            "ringwire_media_packets_sent_total 0",
+            "ringwire_media_participants 2",
         ] {
             assert!(text.contains(line), "{line} missing from\n{text}");
         }

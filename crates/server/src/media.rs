@@ -1,0 +1,395 @@
+//! The media worker: one task owning the media UDP socket and the sans-IO
+//! [`MediaServer`], which holds one str0m `Rtc` per participant of every call.
+//!
+//! Shape (STYLE.md §2, str0m's `chat` example): the task `select!`s over the socket,
+//! its command queue and the engine's next timeout, feeds the matching `handle_*`, and
+//! after every input drains the engine: transmits go out on the socket, events go to
+//! the hub. Every participant shares the one socket; the engine tells their packets
+//! apart the way str0m's examples do (each `Rtc` is asked whether it accepts a
+//! datagram), and a datagram nobody claims is counted and dropped.
+//!
+//! The worker learns about calls only from the controller's [`MediaCommand`]s, which
+//! the hub forwards without waiting, and answers through [`MediaEvent`]s:
+//! - `Payload` with an SDP offer: the engine answers it (DTLS-SRTP always; the
+//!   server is always the answerer), and the answer goes back to the participant as a
+//!   `media` message. An offer the engine refuses (bad SDP) becomes an `error` for the
+//!   connection that sent it; the participant stays in the call and may offer again.
+//! - A participant whose media fails leaves the call with 410 (media failure).
+//! - The dominant speakers of each call go to its participants.
+//!
+//! The worker stops when every [`MediaHandle`] is gone (the hub's goes when the hub
+//! stops, the server's in [`crate::RunningServer::shut_down`]).
+
+use std::net::SocketAddr;
+
+use ringwire_media::server::{MediaServer, MediaServerConfig, MediaServerStats, ServerEvent};
+use ringwire_signaling::controller::{ConnectionId, MediaCommand};
+use ringwire_signaling::{CallId, Identifier, MediaPayloadKind};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::config::MediaConfig;
+use crate::hub::WeakHub;
+use crate::metrics::MediaMetrics;
+
+/// How many commands may wait for the worker before the hub drops new ones (the hub
+/// never waits for the media plane). Far more than a burst of signaling produces.
+const COMMAND_QUEUE: usize = 8192;
+
+/// The receive buffer: larger than any datagram str0m sends or expects (its MTU is
+/// 1150 bytes); a longer datagram is truncated and then refused by the engine.
+const RECV_BUFFER: usize = 2000;
+
+/// What the worker tells the hub.
+#[derive(Debug)]
+pub(crate) enum MediaEvent {
+    /// The engine answered a participant's offer: send it the answer.
+    Answer {
+        /// The call.
+        call_id: CallId,
+        /// Who offered.
+        participant: Identifier,
+        /// The SDP answer.
+        sdp: String,
+    },
+    /// The engine refused a participant's offer.
+    OfferRefused {
+        /// The call.
+        call_id: CallId,
+        /// Who offered.
+        participant: Identifier,
+        /// The connection the offer came on, when the hub knew it.
+        origin: Option<ConnectionId>,
+        /// Why, for the participant.
+        reason: String,
+    },
+    /// A participant's media failed (ICE or DTLS): it leaves the call.
+    Failed {
+        /// The call.
+        call_id: CallId,
+        /// Who.
+        participant: Identifier,
+    },
+    /// The dominant speakers of a call changed, most dominant first.
+    DominantSpeakers {
+        /// The call.
+        call_id: CallId,
+        /// Who.
+        speakers: Vec<Identifier>,
+    },
+}
+
+#[derive(Debug)]
+enum Input {
+    Command {
+        command: MediaCommand,
+        origin: Option<ConnectionId>,
+    },
+    Stats {
+        reply: oneshot::Sender<MediaServerStats>,
+    },
+}
+
+/// A cheap, cloneable handle to the media worker.
+#[derive(Debug, Clone)]
+pub(crate) struct MediaHandle {
+    tx: mpsc::Sender<Input>,
+    metrics: MediaMetrics,
+}
+
+/// The media socket, bound but not yet served.
+#[derive(Debug)]
+pub(crate) struct MediaSocket {
+    socket: UdpSocket,
+    local_addr: SocketAddr,
+    candidate: SocketAddr,
+}
+
+struct Worker {
+    socket: UdpSocket,
+    /// The address clients send to, as the engine's `Rtc`s know it (their host
+    /// candidate), which may differ from the bound address behind a NAT.
+    candidate: SocketAddr,
+    server: MediaServer<CallId, Identifier>,
+    rx: mpsc::Receiver<Input>,
+    hub: WeakHub,
+    metrics: MediaMetrics,
+    /// A command or event may have changed who is connected (for the gauge).
+    participants_changed: bool,
+}
+
+impl MediaSocket {
+    /// Binds `config.bind` and works out the address to advertise.
+    pub(crate) async fn bind(config: &MediaConfig) -> std::io::Result<MediaSocket> {
+        let socket = UdpSocket::bind(config.bind).await?;
+        let local_addr = socket.local_addr()?;
+        Ok(MediaSocket {
+            socket,
+            local_addr,
+            candidate: config.candidate(local_addr),
+        })
+    }
+
+    /// Where the socket is bound (the real port when 0 was asked for).
+    pub(crate) fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The address advertised as the ICE host candidate.
+    pub(crate) fn candidate(&self) -> SocketAddr {
+        self.candidate
+    }
+
+    /// Starts the worker on this socket; it reports to `hub`.
+    pub(crate) fn spawn(
+        self,
+        config: &MediaConfig,
+        hub: WeakHub,
+        metrics: MediaMetrics,
+    ) -> (MediaHandle, JoinHandle<()>) {
+        let mut engine = MediaServerConfig::new(self.candidate);
+        engine.mixer.speakers = config.speakers;
+        engine.mixer.opus.bitrate = config.opus_bitrate;
+        let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+        let worker = Worker {
+            socket: self.socket,
+            candidate: self.candidate,
+            server: MediaServer::new(engine),
+            rx,
+            hub,
+            metrics: metrics.clone(),
+            participants_changed: false,
+        };
+        (MediaHandle { tx, metrics }, tokio::spawn(worker.run()))
+    }
+}
+
+impl MediaHandle {
+    /// Queues a command without waiting. `origin` is the connection whose message
+    /// caused it, when known (errors about an offer go back there). A full queue
+    /// drops the command, counted and logged: the hub must never wait.
+    pub(crate) fn command(&self, command: MediaCommand, origin: Option<ConnectionId>) {
+        match self.tx.try_send(Input::Command { command, origin }) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(input)) => {
+                self.metrics.commands_dropped.inc();
+                tracing::warn!(?input, "media worker queue full; command dropped");
+            }
+            Err(mpsc::error::TrySendError::Closed(input)) => {
+                tracing::debug!(?input, "media worker stopped; command dropped");
+            }
+        }
+    }
+
+    /// A handle with no worker behind it (hub unit tests): commands are dropped.
+    #[cfg(test)]
+    pub(crate) fn detached() -> MediaHandle {
+        let (tx, _) = mpsc::channel(1);
+        MediaHandle {
+            tx,
+            metrics: MediaMetrics::default(),
+        }
+    }
+
+    /// The engine's counters, or `None` when the worker has stopped.
+    pub(crate) async fn stats(&self) -> Option<MediaServerStats> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(Input::Stats { reply }).await.ok()?;
+        rx.await.ok()
+    }
+}
+
+impl Worker {
+    async fn run(mut self) {
+        let mut buf = vec![0u8; RECV_BUFFER];
+        tracing::info!(candidate = %self.candidate, "media worker started");
+        loop {
+            let deadline = self.server.poll_timeout().map(Instant::from_std);
+            tokio::select! {
+                received = self.socket.recv_from(&mut buf) => match received {
+                    Ok((n, source)) => self.receive(source, buf.get(..n).unwrap_or_default()),
+                    // Linux reports nothing for unconnected UDP sockets, but other
+                    // systems turn an ICMP unreachable into a read error; the socket
+                    // stays usable.
+                    Err(error) => tracing::debug!(%error, "media socket read failed"),
+                },
+                input = self.rx.recv() => match input {
+                    Some(input) => self.input(input),
+                    None => break,
+                },
+                () = sleep_until(deadline) => {
+                    self.server.handle_timeout(Instant::now().into_std());
+                }
+            }
+            self.drain();
+        }
+        tracing::info!("media worker stopped");
+    }
+
+    fn receive(&mut self, source: SocketAddr, datagram: &[u8]) {
+        self.metrics.received.inc();
+        let now = Instant::now().into_std();
+        // The destination is the candidate the `Rtc`s advertised (str0m matches it
+        // against its local candidates), not the bound address: they differ behind a
+        // NAT or with a wildcard bind, and every datagram on this socket was sent to it.
+        if !self
+            .server
+            .handle_receive(now, source, self.candidate, datagram)
+        {
+            self.metrics.ignored.inc();
+            tracing::trace!(%source, len = datagram.len(), "media datagram nobody claimed");
+        }
+    }
+
+    fn input(&mut self, input: Input) {
+        let now = Instant::now().into_std();
+        match input {
+            Input::Stats { reply } => {
+                let _ = reply.send(self.server.stats());
+            }
+            Input::Command { command, origin } => {
+                self.participants_changed = true;
+                self.command(command, origin, now);
+            }
+        }
+    }
+
+    fn command(
+        &mut self,
+        command: MediaCommand,
+        origin: Option<ConnectionId>,
+        now: std::time::Instant,
+    ) {
+        match command {
+            MediaCommand::Join {
+                call_id,
+                participant,
+                ..
+            } => {
+                if let Err(error) = self.server.join(&call_id, &participant, now) {
+                    // Only the server's own settings can make this fail (libopus
+                    // refusing the mixer's); the participant cannot have media.
+                    tracing::error!(%call_id, %participant, %error, "media room could not be set up");
+                    self.hub.media_event(MediaEvent::Failed {
+                        call_id,
+                        participant,
+                    });
+                }
+            }
+            MediaCommand::Leave {
+                call_id,
+                participant,
+            } => self.server.leave(&call_id, &participant),
+            MediaCommand::Update {
+                call_id,
+                participant,
+                muted,
+                on_hold,
+                ..
+            } => self.server.update(&call_id, &participant, muted, on_hold),
+            MediaCommand::CloseCall { call_id } => self.server.close_call(&call_id),
+            MediaCommand::Payload {
+                call_id,
+                from,
+                payload,
+            } => match payload.kind {
+                MediaPayloadKind::Offer => {
+                    self.offer(call_id, from, &payload.sdp, origin, now);
+                }
+                MediaPayloadKind::Answer => {
+                    tracing::debug!(%call_id, %from, "sdp answer ignored: the server always answers");
+                }
+            },
+        }
+    }
+
+    fn offer(
+        &mut self,
+        call_id: CallId,
+        participant: Identifier,
+        sdp: &str,
+        origin: Option<ConnectionId>,
+        now: std::time::Instant,
+    ) {
+        match self.server.accept_offer(&call_id, &participant, sdp, now) {
+            Ok(sdp) => self.hub.media_event(MediaEvent::Answer {
+                call_id,
+                participant,
+                sdp,
+            }),
+            Err(error) => {
+                // The client's fault, not the server's: it hears why and may offer again.
+                tracing::debug!(%call_id, %participant, %error, "sdp offer refused");
+                self.hub.media_event(MediaEvent::OfferRefused {
+                    call_id,
+                    participant,
+                    origin,
+                    reason: error.to_string(),
+                });
+            }
+        }
+    }
+
+    /// The drain rule: send every transmit, hand every event to the hub.
+    fn drain(&mut self) {
+        while let Some(transmit) = self.server.poll_transmit() {
+            // Never wait for the socket: a full send buffer drops the datagram, as a
+            // congested network would, rather than stalling every call.
+            match self
+                .socket
+                .try_send_to(&transmit.contents, transmit.destination)
+            {
+                Ok(_) => {
+                    self.metrics.sent.inc();
+                }
+                Err(error) => {
+                    self.metrics.send_errors.inc();
+                    tracing::debug!(destination = %transmit.destination, %error, "media send failed");
+                }
+            }
+        }
+        while let Some(event) = self.server.poll_event() {
+            self.participants_changed = true;
+            match event {
+                ServerEvent::Connected { call, participant } => {
+                    tracing::debug!(call_id = %call, %participant, "media connected");
+                }
+                ServerEvent::Failed {
+                    call,
+                    participant,
+                    reason,
+                } => {
+                    tracing::info!(call_id = %call, %participant, %reason, "media failed");
+                    self.hub.media_event(MediaEvent::Failed {
+                        call_id: call,
+                        participant,
+                    });
+                }
+                ServerEvent::DominantSpeakers { call, speakers } => {
+                    self.hub.media_event(MediaEvent::DominantSpeakers {
+                        call_id: call,
+                        speakers,
+                    });
+                }
+                other => tracing::debug!(?other, "media event not handled"),
+            }
+        }
+        // Counting means walking every room, so only when something changed, never
+        // per packet.
+        if std::mem::take(&mut self.participants_changed) {
+            let connected = self.server.stats().connected;
+            self.metrics
+                .participants
+                .set(i64::try_from(connected).unwrap_or(i64::MAX));
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
