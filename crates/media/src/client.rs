@@ -13,16 +13,23 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use std::sync::Arc;
+use std::time::Duration;
 use str0m::change::{SdpAnswer, SdpPendingOffer};
-use str0m::media::{Direction, MediaKind, Mid, Pt};
+
+use str0m::format::Codec;
+use str0m::media::{Direction, KeyframeRequestKind, MediaKind, MediaTime, Mid, Pt};
 use str0m::{Candidate, Event, IceConnectionState, Output, Rtc};
 
 use crate::codec::{Encoder, FRAME_SAMPLES, MAX_PACKET_SIZE, OpusConfig};
 use crate::jitter::{AudioPacket, Frame, JitterBuffer, JitterConfig, JitterStats};
 use crate::level::{AudioLevel, VadConfig, VoiceActivity};
 use crate::rtc::{
-    MediaError, Transmit, level_to_ext, opus_pt, opus_time, receive_input, rtc_config,
+    MediaError, Transmit, VIDEO_CLOCK, level_to_ext, opus_pt, opus_time, receive_input, rtc_config,
 };
+
+/// Received video access units kept for [`CallMedia::poll_video`] at most.
+const MAX_QUEUED_VIDEO: usize = 64;
 
 /// Settings of a [`CallMedia`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -34,6 +41,42 @@ pub struct CallMediaConfig {
     pub jitter: JitterConfig,
     /// The voice-activity decision sent in the audio-level extension.
     pub vad: VadConfig,
+    /// Video sections to offer; `None` for an audio-only call.
+    pub video: Option<VideoConfig>,
+}
+
+/// The video sections a [`CallMedia`] offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VideoConfig {
+    /// Offer a section to send our camera or screen share on (one at a time).
+    pub publish: bool,
+    /// Receive slots: how many remote videos can arrive at once (native clients 6).
+    pub slots: usize,
+}
+
+impl Default for VideoConfig {
+    fn default() -> Self {
+        Self {
+            publish: true,
+            slots: 6,
+        }
+    }
+}
+
+/// One received video access unit (H.264, Annex B) on a receive slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedVideo {
+    /// The slot, an index into [`CallMedia::video_slots`].
+    pub slot: usize,
+    /// The access unit.
+    pub data: Arc<[u8]>,
+    /// Whether it is a key frame.
+    pub keyframe: bool,
+    /// RTP time, 90 kHz.
+    pub rtp_time: u64,
+    /// Whether packets before it were lost (the decoder may need a key frame).
+    pub contiguous: bool,
 }
 
 impl CallMediaConfig {
@@ -58,6 +101,8 @@ pub enum CallMediaEvent {
         /// Why, for logs.
         reason: String,
     },
+    /// Someone receiving our video needs a key frame: encode the next frame as one.
+    KeyframeRequested,
 }
 
 /// Counters of a [`CallMedia`].
@@ -80,12 +125,22 @@ pub struct CallMediaStats {
     pub packets_dropped: u64,
     /// The jitter buffer's counters and delays.
     pub jitter: JitterStats,
+    /// Video frames sent.
+    pub video_sent: u64,
+    /// Video frames received.
+    pub video_received: u64,
 }
 
 /// One call's audio on a native client. See the [module docs](self).
 pub struct CallMedia {
     rtc: Rtc,
     mid: Mid,
+    /// Our video send section, when offered.
+    publish: Option<Mid>,
+    h264_pt: Option<Pt>,
+    /// Receive slots, in offer order.
+    slots: Vec<Mid>,
+    videos: VecDeque<ReceivedVideo>,
     pt: Option<Pt>,
     pending: Option<SdpPendingOffer>,
     encoder: Encoder,
@@ -95,6 +150,7 @@ pub struct CallMedia {
     /// RTP time of the next frame, in samples.
     next_ts: u64,
     sending: bool,
+    video_sending: bool,
     receiving: bool,
     connected: bool,
     alive: bool,
@@ -138,12 +194,26 @@ impl CallMedia {
             .ok_or(MediaError::BadCandidate(local))?;
         let mut api = rtc.sdp_api();
         let mid = api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
+        let video = config.video.unwrap_or(VideoConfig {
+            publish: false,
+            slots: 0,
+        });
+        let publish = video
+            .publish
+            .then(|| api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None));
+        let slots: Vec<Mid> = (0..video.slots)
+            .map(|_| api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None))
+            .collect();
         let (offer, pending) = api
             .apply()
             .ok_or_else(|| MediaError::Negotiation("str0m made no offer".into()))?;
         let media = Self {
             rtc,
             mid,
+            publish,
+            h264_pt: None,
+            slots,
+            videos: VecDeque::new(),
             pt: None,
             pending: Some(pending),
             encoder: Encoder::new(config.opus)?,
@@ -152,6 +222,7 @@ impl CallMedia {
             vad: VoiceActivity::new(config.vad),
             next_ts: 0,
             sending: true,
+            video_sending: true,
             receiving: true,
             connected: false,
             alive: true,
@@ -270,6 +341,84 @@ impl CallMedia {
         Ok(())
     }
 
+    /// Sends one encoded video access unit (H.264 Annex B) captured `capture` after
+    /// the stream started. Dropped (not an error) while not connected or not sending.
+    ///
+    /// # Errors
+    /// [`MediaError::Negotiation`] when no video send section was negotiated.
+    pub fn send_video(
+        &mut self,
+        data: &[u8],
+        capture: Duration,
+        now: Instant,
+    ) -> Result<(), MediaError> {
+        let Some(mid) = self.publish else {
+            return Err(MediaError::Negotiation(
+                "no video section to send on".into(),
+            ));
+        };
+        if !(self.connected && self.video_sending && self.alive) {
+            return Ok(());
+        }
+        let pt = match self.h264_pt {
+            Some(pt) => pt,
+            None => {
+                let Some(writer) = self.rtc.writer(mid) else {
+                    return Ok(());
+                };
+                // packetization-mode 1 (FU-A): access units larger than one packet.
+                let pt = writer
+                    .payload_params()
+                    .filter(|p| p.spec().codec == Codec::H264)
+                    .max_by_key(|p| p.spec().format.packetization_mode == Some(1))
+                    .map(|p| p.pt());
+                let Some(pt) = pt else {
+                    return Err(MediaError::Negotiation("H.264 was not negotiated".into()));
+                };
+                self.h264_pt = Some(pt);
+                pt
+            }
+        };
+        let Some(writer) = self.rtc.writer(mid) else {
+            return Ok(());
+        };
+        let ticks = (capture.as_secs_f64() * f64::from(VIDEO_CLOCK.get())) as u64;
+        writer
+            .write(pt, now, MediaTime::new(ticks, VIDEO_CLOCK), data.to_vec())
+            .map_err(|e| MediaError::Negotiation(e.to_string()))?;
+        self.stats.video_sent += 1;
+        self.drive();
+        Ok(())
+    }
+
+    /// Whether video is sent: off while the camera is off or the call is on hold.
+    pub fn set_video_sending(&mut self, sending: bool) {
+        self.video_sending = sending;
+    }
+
+    /// The receive slots' `a=mid` values, in slot order (the server names slots by mid
+    /// when it says which participant each one shows).
+    pub fn video_slots(&self) -> Vec<String> {
+        self.slots.iter().map(|m| m.to_string()).collect()
+    }
+
+    /// The next received video access unit.
+    pub fn poll_video(&mut self) -> Option<ReceivedVideo> {
+        self.videos.pop_front()
+    }
+
+    /// Asks the sender of a slot's video for a key frame (our decoder lost it).
+    pub fn request_keyframe(&mut self, slot: usize) {
+        let Some(&mid) = self.slots.get(slot) else {
+            return;
+        };
+        if let Some(mut writer) = self.rtc.writer(mid) {
+            // Fails only while nothing was received on the slot yet: nothing to fix.
+            let _ = writer.request_keyframe(None, KeyframeRequestKind::Pli);
+        }
+        self.drive();
+    }
+
     /// Whether frames are sent: off while muted or on hold.
     pub fn set_sending(&mut self, sending: bool) {
         self.sending = sending;
@@ -341,6 +490,29 @@ impl CallMedia {
             }
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                 self.fail("ICE disconnected".into());
+            }
+            Event::KeyframeRequest(req) if Some(req.mid) == self.publish => {
+                self.events.push_back(CallMediaEvent::KeyframeRequested);
+            }
+            Event::MediaData(data) if data.mid != self.mid => {
+                let Some(slot) = self.slots.iter().position(|m| *m == data.mid) else {
+                    return;
+                };
+                if !self.receiving {
+                    return;
+                }
+                self.stats.video_received += 1;
+                self.videos.push_back(ReceivedVideo {
+                    slot,
+                    keyframe: data.is_keyframe(),
+                    rtp_time: data.time.numer(),
+                    contiguous: data.contiguous,
+                    data: data.data,
+                });
+                // A consumer that stopped polling must not grow this without bound.
+                while self.videos.len() > MAX_QUEUED_VIDEO {
+                    self.videos.pop_front();
+                }
             }
             Event::MediaData(data) if data.mid == self.mid => {
                 if !self.receiving {

@@ -83,8 +83,10 @@ pub enum MediaError {
     Codec(#[from] crate::codec::CodecError),
 }
 
-/// The `Rtc` configuration both ends use: opus only (the video issue adds its codec
-/// here), str0m's default header extensions (RFC 6464 audio level among them), and no
+/// The `Rtc` configuration both ends use: opus and H.264 only (the SFU forwards video
+/// unchanged, so everyone must send what every native client decodes, and str0m's
+/// answer picks codecs in the order they are enabled; browsers then send H.264
+/// too), str0m's default header extensions (RFC 6464 audio level among them), and no
 /// reordering hold-back for audio: the jitter buffer (client) and the mixer's queue
 /// (server) reorder, so str0m must hand packets over as they arrive instead of holding
 /// up to 15 back.
@@ -92,8 +94,12 @@ pub(crate) fn rtc_config() -> RtcConfig {
     Rtc::builder()
         .clear_codecs()
         .enable_opus(true, false)
+        .enable_h264(true)
         .set_reordering_size_audio(0)
 }
+
+/// The RTP clock of video (RFC 6184 §5.1: 90 kHz).
+pub(crate) const VIDEO_CLOCK: Frequency = Frequency::NINETY_KHZ;
 
 /// The `Input` for one received datagram, or `None` when it is not STUN, DTLS, RTP or
 /// RTCP (str0m's demultiplexing rule, RFC 7983).

@@ -27,11 +27,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use str0m::change::SdpOffer;
-use str0m::media::{MediaKind, Mid, Pt};
+use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, Mid, Pt};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
 use crate::codec::{FRAME_DURATION, FRAME_SAMPLES};
 use crate::mixer::{MixKind, MixOutput, Mixer, MixerConfig};
+use crate::router::{Router, RouterConfig, RouterEvent, StreamId, StreamKind, SubscriberKind};
 use crate::rtc::{
     MediaError, Transmit, level_from_ext, opus_pt, opus_time, receive_input, rtc_config,
 };
@@ -55,6 +56,8 @@ pub struct MediaServerConfig {
     pub mixer: MixerConfig,
     /// Dominant speaker detection.
     pub speaker: SpeakerConfig,
+    /// Video routing (slots per client kind, key-frame throttling).
+    pub router: RouterConfig,
 }
 
 impl MediaServerConfig {
@@ -65,6 +68,7 @@ impl MediaServerConfig {
             candidate,
             mixer: MixerConfig::default(),
             speaker: SpeakerConfig::default(),
+            router: RouterConfig::default(),
         }
     }
 }
@@ -96,6 +100,25 @@ pub enum ServerEvent<C, P> {
         /// Most dominant first.
         speakers: Vec<P>,
     },
+    /// What a participant's receive slots show changed: tell it, so it can put each
+    /// slot's pictures on the right remote participant.
+    VideoSlots {
+        /// The call.
+        call: C,
+        /// The subscriber.
+        participant: P,
+        /// Every slot it offered, in offer order.
+        slots: Vec<VideoSlot<P>>,
+    },
+}
+
+/// One of a subscriber's video receive slots (an SDP `recvonly` video section).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VideoSlot<P> {
+    /// The section's `a=mid`.
+    pub mid: String,
+    /// The stream it carries now, if any.
+    pub stream: Option<StreamId<P>>,
 }
 
 /// Counters of a [`MediaServer`], summed over all rooms, closed ones included.
@@ -128,6 +151,14 @@ pub struct MediaServerStats {
     pub queue_dropped: u64,
     /// Offers refused.
     pub offers_refused: u64,
+    /// Video frames received from publishers.
+    pub video_in: u64,
+    /// Video frames written to subscribers (one per subscriber).
+    pub video_out: u64,
+    /// Video frames held back until the subscriber's slot gets a key frame.
+    pub video_awaiting_keyframe: u64,
+    /// Key-frame requests sent to publishers.
+    pub keyframe_requests: u64,
 }
 
 /// The server's media plane. See the [module docs](self).
@@ -141,8 +172,11 @@ pub struct MediaServer<C, P> {
     stats: MediaServerStats,
     /// Mixer counters of rooms already closed.
     retired: (u64, u64, u64),
-    /// Scratch for media data drained from one `Rtc`.
-    incoming: Vec<Incoming>,
+    /// Scratch for what one `Rtc` drain produced.
+    drained: Drained,
+    /// The latest time seen, for the router where an input has no `now` (`leave`); no
+    /// router holds anyone before the first time is seen.
+    now: Option<Instant>,
 }
 
 impl<C, P> std::fmt::Debug for MediaServer<C, P> {
@@ -155,13 +189,17 @@ impl<C, P> std::fmt::Debug for MediaServer<C, P> {
 }
 
 struct Room<P> {
-    members: BTreeMap<P, Member>,
+    members: BTreeMap<P, Member<P>>,
     mixer: Mixer<P>,
     speakers: DominantSpeaker<P>,
+    router: Router<P>,
 }
 
-struct Member {
-    peer: Option<Peer>,
+struct Member<P> {
+    peer: Option<Peer<P>>,
+    kind: SubscriberKind,
+    /// The video it publishes, per signaling.
+    video: Option<StreamKind>,
     muted: bool,
     on_hold: bool,
     /// Sequence-ordered packets waiting for mixer ticks: (seq, level, opus).
@@ -172,14 +210,26 @@ struct Member {
     clock: OutClock,
 }
 
-struct Peer {
+struct Peer<P> {
     rtc: Rtc,
     mid: Option<Mid>,
     pt: Option<Pt>,
+    /// The video section it publishes on (server side `recvonly`).
+    publish: Option<Mid>,
+    /// Its video receive slots (server side `sendonly`), in offer order.
+    slots: Vec<Slot<P>>,
     connected: bool,
     /// Where its datagrams come from, once known (for routing and purging).
     remote: Option<SocketAddr>,
     timeout: Option<Instant>,
+}
+
+struct Slot<P> {
+    mid: Mid,
+    stream: Option<StreamId<P>>,
+    /// Nothing is forwarded into a slot until a key frame: before it the decoder
+    /// could only show garbage.
+    awaiting_keyframe: bool,
 }
 
 /// The RTP clock of one listener's outgoing stream.
@@ -224,10 +274,12 @@ struct Incoming {
     now: Instant,
 }
 
-impl Member {
+impl<P> Member<P> {
     fn new() -> Self {
         Self {
             peer: None,
+            kind: SubscriberKind::Native,
+            video: None,
             muted: false,
             on_hold: false,
             queue: BTreeMap::new(),
@@ -254,7 +306,8 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
             events: VecDeque::new(),
             stats: MediaServerStats::default(),
             retired: (0, 0, 0),
-            incoming: Vec::new(),
+            drained: Drained::default(),
+            now: None,
         }
     }
 
@@ -271,6 +324,7 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
                 members: BTreeMap::new(),
                 mixer: Mixer::new(self.config.mixer)?,
                 speakers: DominantSpeaker::new(self.config.speaker.clone()),
+                router: Router::new(self.config.router),
             }),
         };
         room.members
@@ -288,10 +342,88 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
         if let Some(member) = room.members.remove(participant) {
             room.mixer.remove_participant(participant);
             room.speakers.remove_participant(participant);
+            if let Some(now) = self.now {
+                room.router.remove_participant(participant, now);
+            }
             if let Some(peer) = member.peer {
                 self.forget_peer(peer);
             }
+            self.route_video(call);
         }
+    }
+
+    /// Whether `participant` is a native or a web client: the number of video slots
+    /// it gets by default follows.
+    pub fn set_kind(&mut self, call: &C, participant: &P, kind: SubscriberKind) {
+        if let Some(member) = self
+            .rooms
+            .get_mut(call)
+            .and_then(|r| r.members.get_mut(participant))
+        {
+            member.kind = kind;
+        }
+    }
+
+    /// The video `participant` publishes (camera or screen share, one at a time), as
+    /// signaling announced it; `None` when it stopped.
+    pub fn set_video(
+        &mut self,
+        call: &C,
+        participant: &P,
+        video: Option<StreamKind>,
+        now: Instant,
+    ) {
+        self.now = Some(now);
+        let Some(room) = self.rooms.get_mut(call) else {
+            return;
+        };
+        let Some(member) = room.members.get_mut(participant) else {
+            return;
+        };
+        let old = std::mem::replace(&mut member.video, video);
+        if old == video {
+            return;
+        }
+        let connected = member.connected();
+        if let Some(kind) = old {
+            room.router.unpublish(
+                &StreamId {
+                    publisher: participant.clone(),
+                    kind,
+                },
+                now,
+            );
+        }
+        if let (Some(kind), true) = (video, connected) {
+            room.router.publish(
+                StreamId {
+                    publisher: participant.clone(),
+                    kind,
+                },
+                Vec::new(),
+                now,
+            );
+        }
+        self.route_video(call);
+    }
+
+    /// A subscriber asks for at most `slots` camera videos (`None`: its kind's
+    /// default); and pins a participant's camera first.
+    pub fn set_video_preferences(
+        &mut self,
+        call: &C,
+        participant: &P,
+        slots: Option<usize>,
+        pinned: Option<P>,
+        now: Instant,
+    ) {
+        self.now = Some(now);
+        let Some(room) = self.rooms.get_mut(call) else {
+            return;
+        };
+        room.router.request_slots(participant, slots, now);
+        room.router.pin(participant, pinned, now);
+        self.route_video(call);
     }
 
     /// What `participant` may send and receive: muted participants are not mixed (nor
@@ -386,25 +518,33 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
             rtc,
             mid: None,
             pt: None,
+            publish: None,
+            slots: Vec::new(),
             connected: false,
             remote: None,
             timeout: None,
         };
         // str0m announces sections with `MediaAdded` only once connected; the offer's
-        // own sections tell which one is audio now.
-        peer.mid = mids.into_iter().find(|&mid| {
-            peer.rtc
-                .media(mid)
-                .is_some_and(|m| m.kind() == MediaKind::Audio)
-        });
-        self.incoming.clear();
-        let mut events = Vec::new();
-        drain(
-            &mut peer,
-            &mut self.transmits,
-            &mut events,
-            &mut self.incoming,
-        );
+        // own sections tell which is which now (directions are ours, the answerer's).
+        for mid in mids {
+            let Some(media) = peer.rtc.media(mid) else {
+                continue;
+            };
+            match (media.kind(), media.direction()) {
+                (MediaKind::Audio, _) if peer.mid.is_none() => peer.mid = Some(mid),
+                (MediaKind::Video, Direction::RecvOnly) if peer.publish.is_none() => {
+                    peer.publish = Some(mid);
+                }
+                (MediaKind::Video, Direction::SendOnly) => peer.slots.push(Slot {
+                    mid,
+                    stream: None,
+                    awaiting_keyframe: true,
+                }),
+                _ => {}
+            }
+        }
+        let mut scratch = Drained::default();
+        drain(&mut peer, &mut self.transmits, &mut scratch);
         let Some(mid) = peer.mid else {
             return Err(MediaError::NoAudio);
         };
@@ -425,8 +565,10 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
         if let Some(old) = old {
             if let Some(room) = self.rooms.get_mut(call) {
                 room.mixer.remove_participant(participant);
+                room.router.remove_participant(participant, now);
             }
             self.forget_peer(old);
+            self.route_video(call);
         }
         Ok(answer.to_sdp_string())
     }
@@ -496,9 +638,14 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
             }
         }
 
+        self.now = Some(now);
         let calls: Vec<C> = self.rooms.keys().cloned().collect();
         for call in calls {
             self.tick(&call, now);
+            if let Some(room) = self.rooms.get_mut(&call) {
+                room.router.handle_timeout(now);
+            }
+            self.route_video(&call);
         }
     }
 
@@ -525,6 +672,7 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
         for room in self.rooms.values() {
             consider(room.mixer.poll_timeout());
             consider(room.speakers.poll_timeout());
+            consider(room.router.poll_timeout());
             for member in room.members.values() {
                 consider(member.peer.as_ref().and_then(|p| p.timeout));
             }
@@ -589,16 +737,30 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
         let Some(peer) = member.peer.as_mut() else {
             return;
         };
-        self.incoming.clear();
-        let mut events = Vec::new();
-        drain(peer, &mut self.transmits, &mut events, &mut self.incoming);
+        self.now = Some(now);
+        let mut out = std::mem::take(&mut self.drained);
+        drain(peer, &mut self.transmits, &mut out);
         let mut failed = None;
-        for event in events {
+        let mut video_changed = false;
+        for event in out.events.drain(..) {
             match event {
                 PeerEvent::Connected => {
                     room.mixer.add_participant(participant.clone(), now);
                     room.mixer.set_muted(participant, member.muted);
                     room.mixer.set_on_hold(participant, member.on_hold);
+                    room.router
+                        .add_subscriber(participant.clone(), member.kind, now);
+                    if let Some(kind) = member.video {
+                        room.router.publish(
+                            StreamId {
+                                publisher: participant.clone(),
+                                kind,
+                            },
+                            Vec::new(),
+                            now,
+                        );
+                    }
+                    video_changed = true;
                     self.events.push_back(ServerEvent::Connected {
                         call: call.clone(),
                         participant: participant.clone(),
@@ -609,21 +771,162 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
                         peer.mid.get_or_insert(mid);
                     }
                 }
+                PeerEvent::KeyframeRequest(mid) => {
+                    let stream = member
+                        .peer
+                        .as_ref()
+                        .and_then(|p| p.slots.iter().find(|s| s.mid == mid))
+                        .and_then(|s| s.stream.clone());
+                    if let Some(stream) = stream {
+                        room.router.handle_loss(participant, &stream, now);
+                        video_changed = true;
+                    }
+                }
                 PeerEvent::Failed(reason) => failed = Some(reason),
             }
         }
         if let Some(reason) = failed {
+            out.clear();
+            self.drained = out;
             self.fail(call, participant, reason);
             return;
         }
-        if self.incoming.is_empty() {
-            return;
+        if video_changed {
+            self.route_video(call);
         }
-        let mut incoming = std::mem::take(&mut self.incoming);
-        self.stats.audio_in += incoming.len() as u64;
-        self.handle_audio(call, participant, &mut incoming);
-        incoming.clear();
-        self.incoming = incoming;
+        if !out.audio.is_empty() {
+            self.stats.audio_in += out.audio.len() as u64;
+            self.handle_audio(call, participant, &mut out.audio);
+        }
+        for data in out.video.drain(..) {
+            self.stats.video_in += 1;
+            self.forward_video(call, participant, &data);
+        }
+        out.clear();
+        self.drained = out;
+    }
+
+    /// Forwards one video frame of `publisher` to the subscribers the router chose,
+    /// unchanged (str0m repacketizes it for each).
+    fn forward_video(&mut self, call: &C, publisher: &P, data: &MediaData) {
+        let Some(room) = self.rooms.get_mut(call) else {
+            return;
+        };
+        let Some(kind) = room
+            .members
+            .get(publisher)
+            .filter(|m| !m.on_hold)
+            .and_then(|m| m.video)
+        else {
+            return;
+        };
+        let stream = StreamId {
+            publisher: publisher.clone(),
+            kind,
+        };
+        let receivers: Vec<P> = room
+            .router
+            .receivers(&stream)
+            .map(|(p, _)| p.clone())
+            .collect();
+        let keyframe = data.is_keyframe();
+        for subscriber in receivers {
+            let Some(member) = room.members.get_mut(&subscriber).filter(|m| !m.on_hold) else {
+                continue;
+            };
+            let Some(peer) = member.peer.as_mut().filter(|p| p.connected) else {
+                continue;
+            };
+            let Some(slot) = peer
+                .slots
+                .iter_mut()
+                .find(|s| s.stream.as_ref() == Some(&stream))
+            else {
+                continue;
+            };
+            if slot.awaiting_keyframe && !keyframe {
+                self.stats.video_awaiting_keyframe += 1;
+                continue;
+            }
+            slot.awaiting_keyframe = false;
+            let mid = slot.mid;
+            let Some(writer) = peer.rtc.writer(mid) else {
+                continue;
+            };
+            let Some(pt) = writer.match_params(data.params) else {
+                continue;
+            };
+            if let Err(e) = writer.write(pt, data.network_time, data.time, data.data.clone()) {
+                tracing::debug!(?subscriber, %e, "video write failed");
+                continue;
+            }
+            self.stats.video_out += 1;
+            let mut none = Drained::default();
+            drain(peer, &mut self.transmits, &mut none);
+        }
+    }
+
+    /// Acts on the router's decisions for one call: slot assignments (announced to the
+    /// subscriber) and key-frame requests (sent to the publisher).
+    fn route_video(&mut self, call: &C) {
+        let Some(room) = self.rooms.get_mut(call) else {
+            return;
+        };
+        while let Some(event) = room.router.poll_event() {
+            match event {
+                RouterEvent::Selection {
+                    subscriber,
+                    selected,
+                } => {
+                    let Some(peer) = room
+                        .members
+                        .get_mut(&subscriber)
+                        .and_then(|m| m.peer.as_mut())
+                    else {
+                        continue;
+                    };
+                    if assign_slots(&mut peer.slots, selected.into_iter().map(|s| s.stream)) {
+                        self.events.push_back(ServerEvent::VideoSlots {
+                            call: call.clone(),
+                            participant: subscriber,
+                            slots: peer
+                                .slots
+                                .iter()
+                                .map(|s| VideoSlot {
+                                    mid: s.mid.to_string(),
+                                    stream: s.stream.clone(),
+                                })
+                                .collect(),
+                        });
+                    }
+                }
+                RouterEvent::KeyframeRequest { stream, .. } => {
+                    let Some(peer) = room
+                        .members
+                        .get_mut(&stream.publisher)
+                        .and_then(|m| m.peer.as_mut())
+                        .filter(|p| p.connected)
+                    else {
+                        continue;
+                    };
+                    let Some(mid) = peer.publish else {
+                        continue;
+                    };
+                    let requested = peer
+                        .rtc
+                        .writer(mid)
+                        .map(|mut w| w.request_keyframe(None, KeyframeRequestKind::Pli));
+                    if let Some(Err(e)) = requested {
+                        // Nothing received on that section yet: the next request works.
+                        tracing::trace!(?stream, %e, "key-frame request not sent");
+                        continue;
+                    }
+                    self.stats.keyframe_requests += 1;
+                    let mut none = Drained::default();
+                    drain(peer, &mut self.transmits, &mut none);
+                }
+            }
+        }
     }
 
     fn handle_audio(&mut self, call: &C, participant: &P, incoming: &mut Vec<Incoming>) {
@@ -739,9 +1042,8 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
             }
             self.stats.audio_out += 1;
             // Only transmits and timeouts come out of a write; media data cannot.
-            let mut events = Vec::new();
-            let mut none = Vec::new();
-            drain(peer, &mut self.transmits, &mut events, &mut none);
+            let mut none = Drained::default();
+            drain(peer, &mut self.transmits, &mut none);
         }
     }
 
@@ -758,9 +1060,13 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
         tracing::debug!(?call, ?participant, %reason, "participant media failed");
         room.mixer.remove_participant(participant);
         room.speakers.remove_participant(participant);
+        if let Some(now) = self.now {
+            room.router.remove_participant(participant, now);
+        }
         member.queue.clear();
         member.primed = false;
         self.forget_peer(peer);
+        self.route_video(call);
         self.events.push_back(ServerEvent::Failed {
             call: call.clone(),
             participant: participant.clone(),
@@ -769,7 +1075,7 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
     }
 
     /// Drops a peer's route and whatever is still queued for it.
-    fn forget_peer(&mut self, mut peer: Peer) {
+    fn forget_peer(&mut self, mut peer: Peer<P>) {
         peer.rtc.disconnect();
         if let Some(remote) = peer.remote {
             self.routes.remove(&remote);
@@ -781,16 +1087,62 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
 enum PeerEvent {
     Connected,
     AudioAdded(Mid),
+    /// A subscriber asked for a key frame on one of its slots.
+    KeyframeRequest(Mid),
     Failed(String),
 }
 
+/// What one drain of an `Rtc` produced besides datagrams.
+#[derive(Default)]
+struct Drained {
+    events: Vec<PeerEvent>,
+    audio: Vec<Incoming>,
+    video: Vec<MediaData>,
+}
+
+impl Drained {
+    fn clear(&mut self) {
+        self.events.clear();
+        self.audio.clear();
+        self.video.clear();
+    }
+}
+
+/// Puts `streams` (in priority order) into `slots`: a stream keeps the slot it has,
+/// new ones take free slots in order, streams beyond the slot count are left out.
+/// Returns whether anything changed.
+fn assign_slots<P: PartialEq>(
+    slots: &mut [Slot<P>],
+    streams: impl Iterator<Item = StreamId<P>>,
+) -> bool {
+    let wanted: Vec<StreamId<P>> = streams.take(slots.len()).collect();
+    let mut changed = false;
+    for slot in slots.iter_mut() {
+        if slot.stream.as_ref().is_some_and(|s| !wanted.contains(s)) {
+            slot.stream = None;
+            changed = true;
+        }
+    }
+    for stream in wanted {
+        if slots.iter().any(|s| s.stream.as_ref() == Some(&stream)) {
+            continue;
+        }
+        if let Some(free) = slots.iter_mut().find(|s| s.stream.is_none()) {
+            free.stream = Some(stream);
+            free.awaiting_keyframe = true;
+            changed = true;
+        }
+    }
+    changed
+}
+
 /// Polls one `Rtc` until it only has a timeout left.
-fn drain(
-    peer: &mut Peer,
-    transmits: &mut VecDeque<Transmit>,
-    events: &mut Vec<PeerEvent>,
-    incoming: &mut Vec<Incoming>,
-) {
+fn drain<P>(peer: &mut Peer<P>, transmits: &mut VecDeque<Transmit>, out: &mut Drained) {
+    let Drained {
+        events,
+        audio: incoming,
+        video,
+    } = out;
     loop {
         match peer.rtc.poll_output() {
             Ok(Output::Transmit(t)) => transmits.push_back(t.into()),
@@ -810,6 +1162,8 @@ fn drain(
                 Event::MediaAdded(added) if added.kind == MediaKind::Audio => {
                     events.push(PeerEvent::AudioAdded(added.mid));
                 }
+                Event::MediaData(data) if peer.publish == Some(data.mid) => video.push(data),
+                Event::KeyframeRequest(req) => events.push(PeerEvent::KeyframeRequest(req.mid)),
                 Event::MediaData(data) if Some(data.mid) == peer.mid => {
                     incoming.push(Incoming {
                         seq: **data.seq_range.start(),

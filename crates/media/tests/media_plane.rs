@@ -8,9 +8,14 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use ringwire_media::analysis::{goertzel_power, mean_square, tone};
-use ringwire_media::client::{CallMedia, CallMediaConfig, CallMediaEvent};
+use std::collections::BTreeMap;
+
+use ringwire_media::client::{CallMedia, CallMediaConfig, CallMediaEvent, VideoConfig};
 use ringwire_media::codec::{FRAME_SAMPLES, OpusConfig, SAMPLE_RATE};
-use ringwire_media::server::{MediaServer, MediaServerConfig, ServerEvent};
+use ringwire_media::router::{StreamId, StreamKind};
+use ringwire_media::server::{MediaServer, MediaServerConfig, ServerEvent, VideoSlot};
+use ringwire_media::video::{FrameRate, TestPatternSource, VideoFormat, VideoFrame, VideoSource};
+use ringwire_media::video_codec::{H264Config, H264Decoder, H264Encoder};
 
 const CALL: &str = "call";
 const SERVER: &str = "127.0.0.1:5000";
@@ -31,6 +36,39 @@ struct Client {
     sent_samples: u64,
     heard: Vec<i16>,
     connected: bool,
+    video: Option<Video>,
+}
+
+/// A client's camera (test pattern → H.264) and its receive side (slot → decoder).
+struct Video {
+    camera: TestPatternSource,
+    encoder: H264Encoder,
+    frame: VideoFrame,
+    sent: u64,
+    slots: Vec<String>,
+    /// Slot index → what the server says it shows.
+    shown: BTreeMap<usize, StreamId<&'static str>>,
+    decoders: BTreeMap<usize, H264Decoder>,
+    picture: VideoFrame,
+    /// Publisher → frame numbers seen, in order.
+    seen: BTreeMap<&'static str, Vec<u32>>,
+}
+
+impl Video {
+    fn new(media: &CallMedia) -> Self {
+        let format = VideoFormat::new(320, 180, FrameRate::per_second(25).unwrap()).unwrap();
+        Self {
+            camera: TestPatternSource::new(format).unwrap(),
+            encoder: H264Encoder::new(H264Config::default()).unwrap(),
+            frame: VideoFrame::black(2, 2).unwrap(),
+            sent: 0,
+            slots: media.video_slots(),
+            shown: BTreeMap::new(),
+            decoders: BTreeMap::new(),
+            picture: VideoFrame::black(2, 2).unwrap(),
+            seen: BTreeMap::new(),
+        }
+    }
 }
 
 struct World {
@@ -52,6 +90,14 @@ fn opus() -> OpusConfig {
 
 impl World {
     fn new(names: &[&'static str]) -> Self {
+        Self::build(names, false)
+    }
+
+    fn with_video(names: &[&'static str]) -> Self {
+        Self::build(names, true)
+    }
+
+    fn build(names: &[&'static str], video: bool) -> Self {
         let now = Instant::now();
         let server_addr: SocketAddr = SERVER.parse().unwrap();
         let mut config = MediaServerConfig::new(server_addr);
@@ -61,10 +107,14 @@ impl World {
         for (i, name) in names.iter().enumerate() {
             let addr: SocketAddr = format!("127.0.0.1:{}", 6000 + i).parse().unwrap();
             server.join(&CALL, name, now).unwrap();
-            let (mut media, offer) =
-                CallMedia::new(addr, CallMediaConfig::with_opus(opus()), now).unwrap();
+            let mut config = CallMediaConfig::with_opus(opus());
+            if video {
+                config.video = Some(VideoConfig::default());
+            }
+            let (mut media, offer) = CallMedia::new(addr, config, now).unwrap();
             let answer = server.accept_offer(&CALL, name, &offer, now).unwrap();
             media.handle_answer(&answer).unwrap();
+            let video = video.then(|| Video::new(&media));
             clients.push(Client {
                 name,
                 addr,
@@ -74,7 +124,11 @@ impl World {
                 sent_samples: 0,
                 heard: Vec::new(),
                 connected: false,
+                video,
             });
+            if clients.last().is_some_and(|c| c.video.is_some()) {
+                server.set_video(&CALL, name, Some(StreamKind::Camera), now);
+            }
         }
         let mut world = Self {
             now,
@@ -109,6 +163,11 @@ impl World {
                 while let Some(e) = c.media.poll_event() {
                     match e {
                         CallMediaEvent::Connected => c.connected = true,
+                        CallMediaEvent::KeyframeRequested => {
+                            if let Some(v) = c.video.as_mut() {
+                                v.encoder.request_keyframe();
+                            }
+                        }
                         other => panic!("{}: {other:?}", c.name),
                     }
                 }
@@ -116,6 +175,23 @@ impl World {
             while let Some(e) = self.server.poll_event() {
                 match e {
                     ServerEvent::DominantSpeakers { speakers, .. } => self.speakers.push(speakers),
+                    ServerEvent::VideoSlots {
+                        participant, slots, ..
+                    } => {
+                        let c = self
+                            .clients
+                            .iter_mut()
+                            .find(|c| c.name == participant)
+                            .unwrap();
+                        let v = c.video.as_mut().unwrap();
+                        v.shown.clear();
+                        for VideoSlot { mid, stream } in slots {
+                            let index = v.slots.iter().position(|m| *m == mid).unwrap();
+                            if let Some(stream) = stream {
+                                v.shown.insert(index, stream);
+                            }
+                        }
+                    }
                     ServerEvent::Failed {
                         participant,
                         reason,
@@ -145,6 +221,18 @@ impl World {
                     tone(c.tone, c.amplitude, SAMPLE_RATE, c.sent_samples, &mut pcm);
                     c.sent_samples += FRAME_SAMPLES as u64;
                     c.media.send_audio(&pcm, now).unwrap();
+                    // Video at 25 fps: every other audio frame.
+                    if c.sent_samples % (2 * FRAME_SAMPLES as u64) == 0
+                        && let Some(v) = c.video.as_mut()
+                    {
+                        v.camera.read_frame(&mut v.frame).unwrap();
+                        if let Some(encoded) = v.encoder.encode(&v.frame).unwrap() {
+                            c.media
+                                .send_video(&encoded.data, v.frame.timestamp(), now)
+                                .unwrap();
+                            v.sent += 1;
+                        }
+                    }
                 }
             }
             self.server.handle_timeout(now);
@@ -152,6 +240,24 @@ impl World {
                 c.media.handle_timeout(now);
                 while let Some(frame) = c.media.poll_audio(now) {
                     c.heard.extend_from_slice(&frame.pcm);
+                }
+                while let Some(rv) = c.media.poll_video() {
+                    let Some(v) = c.video.as_mut() else { continue };
+                    let decoder = v
+                        .decoders
+                        .entry(rv.slot)
+                        .or_insert_with(|| H264Decoder::new().unwrap());
+                    match decoder.decode(&rv.data, &mut v.picture) {
+                        Ok(true) => {
+                            let who = v.shown.get(&rv.slot).map(|s| s.publisher);
+                            let n = TestPatternSource::frame_number(&v.picture);
+                            if let (Some(who), Some(n)) = (who, n) {
+                                v.seen.entry(who).or_default().push(n);
+                            }
+                        }
+                        Ok(false) => {}
+                        Err(_) => c.media.request_keyframe(rv.slot),
+                    }
                 }
             }
             self.deliver();
@@ -310,4 +416,39 @@ fn bad_offers_and_stray_datagrams_are_refused() {
     w.run(Duration::from_secs(1));
     let [a, b, _] = TONES;
     assert_hears(&w, "alice", &[b], &[a]);
+}
+
+#[test]
+fn video_is_forwarded_to_every_other_participant_by_content() {
+    let mut w = World::with_video(&["alice", "bob", "carol"]);
+    w.run(Duration::from_secs(3));
+    for c in &w.clients {
+        let v = c.video.as_ref().unwrap();
+        assert!(!v.seen.contains_key(c.name), "{} sees itself", c.name);
+        let others: Vec<&str> = w
+            .clients
+            .iter()
+            .map(|o| o.name)
+            .filter(|n| *n != c.name)
+            .collect();
+        for other in others {
+            let frames = v.seen.get(other).map(Vec::as_slice).unwrap_or(&[]);
+            // 3 s at 25 fps is 75 frames; the first arrive once ICE, DTLS and a key
+            // frame are through.
+            assert!(
+                frames.len() >= 50,
+                "{} saw {} frames of {other}",
+                c.name,
+                frames.len()
+            );
+            assert!(
+                frames.windows(2).all(|w| w[0] < w[1]),
+                "{} saw {other}'s frames out of order: {frames:?}",
+                c.name
+            );
+        }
+    }
+    let stats = w.server.stats();
+    assert!(stats.video_out >= 2 * stats.video_in - 20, "{stats:?}");
+    assert!(stats.keyframe_requests >= 1, "{stats:?}");
 }
