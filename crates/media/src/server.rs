@@ -135,6 +135,8 @@ pub struct MediaServerStats {
     pub datagrams_in: u64,
     /// Datagrams nobody claimed (stray or garbage).
     pub datagrams_unknown: u64,
+    /// Datagrams a participant's `Rtc` refused (dropped; the participant stays).
+    pub datagrams_rejected: u64,
     /// Datagrams sent.
     pub datagrams_out: u64,
     /// Audio packets received.
@@ -589,22 +591,25 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
             self.stats.datagrams_unknown += 1;
             return false;
         };
-        self.stats.datagrams_in += 1;
         let Some(peer) = self
             .rooms
             .get_mut(&call)
             .and_then(|r| r.members.get_mut(&participant))
             .and_then(|m| m.peer.as_mut())
         else {
+            self.stats.datagrams_unknown += 1;
             return false;
         };
-        let result = peer.rtc.handle_input(input);
+        self.stats.datagrams_in += 1;
         if peer.remote.is_none() {
             peer.remote = Some(source);
         }
-        if let Err(e) = result {
-            self.fail(&call, &participant, format!("bad input: {e}"));
-            return true;
+        // One bad datagram is dropped, not fatal: anyone able to spoof a participant's
+        // address could otherwise eject it. Real failures show as ICE disconnects or
+        // `poll_output` errors.
+        if let Err(e) = peer.rtc.handle_input(input) {
+            self.stats.datagrams_rejected += 1;
+            tracing::debug!(?call, ?participant, %e, "datagram rejected");
         }
         self.drive(&call, &participant, now);
         true
@@ -1078,7 +1083,10 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
     fn forget_peer(&mut self, mut peer: Peer<P>) {
         peer.rtc.disconnect();
         if let Some(remote) = peer.remote {
-            self.routes.remove(&remote);
+            // Every address learnt for it, not only the first (ICE may have moved).
+            if let Some(key) = self.routes.remove(&remote) {
+                self.routes.retain(|_, k| *k != key);
+            }
             self.transmits.retain(|t| t.destination != remote);
         }
     }
