@@ -59,7 +59,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::id::{CallId, GroupId, Identifier, PhoneNumber, UserId};
 use crate::protocol::{
     CallState, ClientKind, ClientMessage, EndReason, ErrorCode, JoinOptions, MediaPayload,
-    ParticipantInfo, ParticipantState, ServerMessage, VideoKind,
+    ParticipantInfo, ParticipantState, ServerMessage, VideoKind, VideoSlot,
 };
 use crate::rng::Rng;
 use crate::token::{Scope, TokenError, TokenKey};
@@ -164,6 +164,17 @@ pub enum MediaCommand {
         on_hold: bool,
         /// The video streams it sends.
         video: Vec<VideoKind>,
+    },
+    /// A participant's video wishes: at most `max_videos` cameras, `pinned` first.
+    VideoPreferences {
+        /// The call.
+        call_id: CallId,
+        /// Who.
+        participant: Identifier,
+        /// At most this many camera videos (`None`: the per-kind default).
+        max_videos: Option<u8>,
+        /// Shown first, if anyone.
+        pinned: Option<Identifier>,
     },
     /// A negotiation payload from a participant.
     Payload {
@@ -618,6 +629,13 @@ impl CallController {
             M::Media { call_id, payload } => self
                 .media(key, &call_id, payload)
                 .map_err(|r| r.on(call_id)),
+            M::VideoPreferences {
+                call_id,
+                max_videos,
+                pinned,
+            } => self
+                .video_preferences(key, &call_id, max_videos, pinned)
+                .map_err(|r| r.on(call_id)),
         };
         if let Err(refusal) = result {
             self.error(connection, refusal.code, &refusal.message, refusal.call_id);
@@ -687,6 +705,43 @@ impl CallController {
         let message = ServerMessage::Media {
             call_id: call_id.clone(),
             payload,
+        };
+        send_to(&self.sessions, &mut self.transmits, session, message);
+    }
+
+    /// Tells a participant what its video receive slots show.
+    pub fn send_video_slots(&mut self, call_id: &CallId, to: &Identifier, slots: Vec<VideoSlot>) {
+        let Some(session) = self
+            .calls
+            .get(call_id)
+            .and_then(|c| c.members.get(to))
+            .and_then(|m| m.session)
+        else {
+            tracing::debug!(%call_id, %to, "video slots for someone not in the call");
+            return;
+        };
+        let message = ServerMessage::VideoSlots {
+            call_id: call_id.clone(),
+            slots,
+        };
+        send_to(&self.sessions, &mut self.transmits, session, message);
+    }
+
+    /// Tells a participant the media plane refused its request (for example an SDP
+    /// offer it could not use); the participant stays in the call.
+    pub fn send_media_error(&mut self, call_id: &CallId, to: &Identifier, message: &str) {
+        let Some(session) = self
+            .calls
+            .get(call_id)
+            .and_then(|c| c.members.get(to))
+            .and_then(|m| m.session)
+        else {
+            return;
+        };
+        let message = ServerMessage::Error {
+            code: ErrorCode::Malformed,
+            message: message.to_owned(),
+            call_id: Some(call_id.clone()),
         };
         send_to(&self.sessions, &mut self.transmits, session, message);
     }
@@ -1901,6 +1956,24 @@ impl CallController {
                 call_id: call_id.clone(),
                 from: me,
                 payload,
+            }));
+        Ok(())
+    }
+
+    fn video_preferences(
+        &mut self,
+        key: SessionKey,
+        call_id: &CallId,
+        max_videos: Option<u8>,
+        pinned: Option<Identifier>,
+    ) -> Result<(), Refusal> {
+        let me = self.joined_member(key, call_id)?;
+        self.commands
+            .push_back(Command::Media(MediaCommand::VideoPreferences {
+                call_id: call_id.clone(),
+                participant: me,
+                max_videos,
+                pinned,
             }));
         Ok(())
     }

@@ -150,6 +150,18 @@ pub enum ClientMessage {
         /// The payload.
         payload: MediaPayload,
     },
+    /// How many remote videos to receive at most, and whose camera to show first.
+    VideoPreferences {
+        /// The call.
+        call_id: CallId,
+        /// At most this many camera videos (the server's per-kind limit caps it);
+        /// absent: the server's default.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_videos: Option<u8>,
+        /// The participant pinned first; absent: none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pinned: Option<Identifier>,
+    },
     /// Keepalive; the server answers with [`ServerMessage::Pong`].
     Ping {
         /// Echoed back in the pong.
@@ -239,6 +251,13 @@ pub enum ServerMessage {
         /// The payload.
         payload: MediaPayload,
     },
+    /// What each of our video receive slots shows now (every slot we offered).
+    VideoSlots {
+        /// The call.
+        call_id: CallId,
+        /// The slots, in offer order.
+        slots: Vec<VideoSlot>,
+    },
     /// A request could not be carried out; the connection stays usable.
     Error {
         /// What went wrong, stable for programs to match on.
@@ -294,6 +313,21 @@ pub enum VideoKind {
     Camera,
     /// A screen, window or browser tab.
     ScreenShare,
+}
+
+/// One video receive slot (an SDP `recvonly` video section the client offered) and
+/// the stream the server forwards into it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct VideoSlot {
+    /// The section's `a=mid`.
+    pub mid: String,
+    /// Whose video it shows; absent when the slot is idle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participant: Option<Identifier>,
+    /// Camera or screen share; absent when the slot is idle.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<VideoKind>,
 }
 
 /// An SDP offer or answer, carried between a client and the media plane untouched.
@@ -554,6 +588,7 @@ pub const CLIENT_MESSAGE_TYPES: &[&str] = &[
     "remove_participant",
     "admit",
     "media",
+    "video_preferences",
     "ping",
 ];
 
@@ -568,6 +603,7 @@ pub const SERVER_MESSAGE_TYPES: &[&str] = &[
     "mute_state",
     "dominant_speakers",
     "media",
+    "video_slots",
     "error",
     "pong",
     "goodbye",
@@ -615,7 +651,8 @@ impl ClientMessage {
             ClientMessage::RemoveParticipant { .. } => 13,
             ClientMessage::Admit { .. } => 14,
             ClientMessage::Media { .. } => 15,
-            ClientMessage::Ping { .. } => 16,
+            ClientMessage::VideoPreferences { .. } => 16,
+            ClientMessage::Ping { .. } => 17,
         };
         Self::TYPES[i]
     }
@@ -647,9 +684,10 @@ impl ServerMessage {
             ServerMessage::MuteState { .. } => 6,
             ServerMessage::DominantSpeakers { .. } => 7,
             ServerMessage::Media { .. } => 8,
-            ServerMessage::Error { .. } => 9,
-            ServerMessage::Pong { .. } => 10,
-            ServerMessage::Goodbye { .. } => 11,
+            ServerMessage::VideoSlots { .. } => 9,
+            ServerMessage::Error { .. } => 10,
+            ServerMessage::Pong { .. } => 11,
+            ServerMessage::Goodbye { .. } => 12,
         };
         Self::TYPES[i]
     }

@@ -257,6 +257,13 @@ pub enum Event {
         /// Most dominant first.
         speakers: Vec<Identifier>,
     },
+    /// What our video receive slots show changed (every slot, in offer order).
+    VideoSlotsChanged {
+        /// The call.
+        call_id: CallId,
+        /// The slots.
+        slots: Vec<crate::protocol::VideoSlot>,
+    },
     /// The media plane sent a negotiation payload.
     MediaReceived {
         /// The call.
@@ -488,6 +495,14 @@ impl ClientSession {
                 {
                     self.events
                         .push_back(Event::DominantSpeakersChanged { call_id, speakers });
+                }
+            }
+            ServerMessage::VideoSlots { call_id, slots } => {
+                if let Some(call) = self.live_call_for_message(&call_id, "video_slots")
+                    && call.set_video_slots(slots.clone())
+                {
+                    self.events
+                        .push_back(Event::VideoSlotsChanged { call_id, slots });
                 }
             }
             ServerMessage::Media { call_id, payload } => {
@@ -913,6 +928,29 @@ impl ClientSession {
             ClientMessage::Media {
                 call_id: call_id.clone(),
                 payload,
+            },
+        )
+    }
+
+    /// Asks for at most `max_videos` remote camera videos (`None`: the server's
+    /// default) with `pinned`'s camera first (`None`: no pin).
+    ///
+    /// # Errors
+    /// As [`ClientSession::send_media`].
+    pub fn set_video_preferences(
+        &mut self,
+        call_id: &CallId,
+        max_videos: Option<u8>,
+        pinned: Option<Identifier>,
+        _now: Instant,
+    ) -> Result<(), Error> {
+        self.simple_command(
+            call_id,
+            Action::Negotiate,
+            ClientMessage::VideoPreferences {
+                call_id: call_id.clone(),
+                max_videos,
+                pinned,
             },
         )
     }

@@ -331,11 +331,16 @@ fn all_client_kinds() -> Vec<&'static str> {
             target: who,
         },
         ClientMessage::Media {
-            call_id,
+            call_id: call_id.clone(),
             payload: ringwire_signaling::MediaPayload {
                 kind: ringwire_signaling::MediaPayloadKind::Offer,
                 sdp: String::new(),
             },
+        },
+        ClientMessage::VideoPreferences {
+            call_id: call_id.clone(),
+            max_videos: None,
+            pinned: None,
         },
         ClientMessage::Ping { seq: 0 },
     ];
@@ -357,13 +362,14 @@ fn all_client_kinds() -> Vec<&'static str> {
             | ClientMessage::RemoveParticipant { .. }
             | ClientMessage::Admit { .. }
             | ClientMessage::Media { .. }
+            | ClientMessage::VideoPreferences { .. }
             | ClientMessage::Ping { .. } => {}
         }
     }
     let kinds: Vec<_> = samples.iter().map(ClientMessage::kind).collect();
     assert_eq!(
         kinds.iter().collect::<BTreeSet<_>>().len(),
-        17,
+        18,
         "one sample per variant"
     );
     kinds
@@ -420,11 +426,15 @@ fn all_server_kinds() -> Vec<&'static str> {
             speakers: vec![],
         },
         ServerMessage::Media {
-            call_id,
+            call_id: call_id.clone(),
             payload: ringwire_signaling::MediaPayload {
                 kind: ringwire_signaling::MediaPayloadKind::Answer,
                 sdp: String::new(),
             },
+        },
+        ServerMessage::VideoSlots {
+            call_id: call_id.clone(),
+            slots: Vec::new(),
         },
         ServerMessage::Error {
             code: ringwire_signaling::ErrorCode::Internal,
@@ -445,6 +455,7 @@ fn all_server_kinds() -> Vec<&'static str> {
             | ServerMessage::MuteState { .. }
             | ServerMessage::DominantSpeakers { .. }
             | ServerMessage::Media { .. }
+            | ServerMessage::VideoSlots { .. }
             | ServerMessage::Error { .. }
             | ServerMessage::Pong { .. }
             | ServerMessage::Goodbye { .. } => {}
@@ -453,7 +464,7 @@ fn all_server_kinds() -> Vec<&'static str> {
     let kinds: Vec<_> = samples.iter().map(ServerMessage::kind).collect();
     assert_eq!(
         kinds.iter().collect::<BTreeSet<_>>().len(),
-        12,
+        13,
         "one sample per variant"
     );
     kinds

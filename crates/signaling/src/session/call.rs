@@ -30,6 +30,7 @@ pub struct Call {
     video: Vec<VideoKind>,
     participants: BTreeMap<Identifier, RemoteParticipant>,
     dominant_speakers: Vec<Identifier>,
+    video_slots: Vec<crate::protocol::VideoSlot>,
     end_reason: Option<EndReason>,
     /// The state before a local transition the server has not confirmed yet, so that
     /// an `error` about the call can undo it. `Some(None)`: the call was created locally.
@@ -175,6 +176,12 @@ impl Call {
         &self.dominant_speakers
     }
 
+    /// What our video receive slots show, in offer order (empty before the media
+    /// plane said).
+    pub fn video_slots(&self) -> &[crate::protocol::VideoSlot] {
+        &self.video_slots
+    }
+
     /// Why the call ended, once it is [`CallState::Disconnected`] (when the server said).
     pub fn end_reason(&self) -> Option<&EndReason> {
         self.end_reason.as_ref()
@@ -221,6 +228,7 @@ impl Call {
             video: Vec::new(),
             participants: BTreeMap::new(),
             dominant_speakers: Vec::new(),
+            video_slots: Vec::new(),
             end_reason: None,
             pending: None,
             ended_seq: 0,
@@ -305,6 +313,7 @@ impl Call {
         self.video.clear();
         self.participants.clear();
         self.dominant_speakers.clear();
+        self.video_slots.clear();
     }
 
     /// Whether we are leaving a call that was ringing here (a `reject` not yet confirmed).
@@ -329,6 +338,14 @@ impl Call {
 
     pub(super) fn participants_mut(&mut self) -> &mut BTreeMap<Identifier, RemoteParticipant> {
         &mut self.participants
+    }
+
+    pub(super) fn set_video_slots(&mut self, slots: Vec<crate::protocol::VideoSlot>) -> bool {
+        if self.video_slots == slots {
+            return false;
+        }
+        self.video_slots = slots;
+        true
     }
 
     pub(super) fn set_dominant_speakers(&mut self, speakers: Vec<Identifier>) -> bool {
