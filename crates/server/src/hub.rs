@@ -395,6 +395,14 @@ impl Hub {
             MediaEvent::DominantSpeakers { call_id, speakers } => {
                 self.controller.set_dominant_speakers(&call_id, speakers);
             }
+            MediaEvent::VideoSlots {
+                call_id,
+                participant,
+                slots,
+            } => {
+                self.controller
+                    .send_video_slots(&call_id, &participant, slots);
+            }
         }
     }
 

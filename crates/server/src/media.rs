@@ -22,9 +22,10 @@
 
 use std::net::SocketAddr;
 
+use ringwire_media::router::{StreamKind, SubscriberKind};
 use ringwire_media::server::{MediaServer, MediaServerConfig, MediaServerStats, ServerEvent};
 use ringwire_signaling::controller::{ConnectionId, MediaCommand};
-use ringwire_signaling::{CallId, Identifier, MediaPayloadKind};
+use ringwire_signaling::{CallId, ClientKind, Identifier, MediaPayloadKind, VideoKind, VideoSlot};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -78,6 +79,15 @@ pub(crate) enum MediaEvent {
         call_id: CallId,
         /// Who.
         speakers: Vec<Identifier>,
+    },
+    /// What a participant's video receive slots show changed.
+    VideoSlots {
+        /// The call.
+        call_id: CallId,
+        /// The subscriber.
+        participant: Identifier,
+        /// Every slot, in offer order.
+        slots: Vec<VideoSlot>,
     },
 }
 
@@ -266,9 +276,15 @@ impl Worker {
             MediaCommand::Join {
                 call_id,
                 participant,
-                ..
+                client,
             } => {
-                if let Err(error) = self.server.join(&call_id, &participant, now) {
+                let joined = self.server.join(&call_id, &participant, now);
+                let kind = match client {
+                    ClientKind::Web => SubscriberKind::Web,
+                    ClientKind::Native => SubscriberKind::Native,
+                };
+                self.server.set_kind(&call_id, &participant, kind);
+                if let Err(error) = joined {
                     // Only the server's own settings can make this fail (libopus
                     // refusing the mixer's); the participant cannot have media.
                     tracing::error!(%call_id, %participant, %error, "media room could not be set up");
@@ -287,8 +303,31 @@ impl Worker {
                 participant,
                 muted,
                 on_hold,
-                ..
-            } => self.server.update(&call_id, &participant, muted, on_hold),
+                video,
+            } => {
+                self.server.update(&call_id, &participant, muted, on_hold);
+                // One video stream at a time: a screen share replaces the camera.
+                let stream = if video.contains(&VideoKind::ScreenShare) {
+                    Some(StreamKind::ScreenShare)
+                } else if video.contains(&VideoKind::Camera) {
+                    Some(StreamKind::Camera)
+                } else {
+                    None
+                };
+                self.server.set_video(&call_id, &participant, stream, now);
+            }
+            MediaCommand::VideoPreferences {
+                call_id,
+                participant,
+                max_videos,
+                pinned,
+            } => self.server.set_video_preferences(
+                &call_id,
+                &participant,
+                max_videos.map(usize::from),
+                pinned,
+                now,
+            ),
             MediaCommand::CloseCall { call_id } => self.server.close_call(&call_id),
             MediaCommand::Payload {
                 call_id,
@@ -371,6 +410,37 @@ impl Worker {
                     self.hub.media_event(MediaEvent::DominantSpeakers {
                         call_id: call,
                         speakers,
+                    });
+                }
+                ServerEvent::VideoSlots {
+                    call,
+                    participant,
+                    slots,
+                } => {
+                    let slots = slots
+                        .into_iter()
+                        .map(|slot| {
+                            let (participant, kind) = match slot.stream {
+                                Some(s) => (
+                                    Some(s.publisher),
+                                    Some(match s.kind {
+                                        StreamKind::Camera => VideoKind::Camera,
+                                        StreamKind::ScreenShare => VideoKind::ScreenShare,
+                                    }),
+                                ),
+                                None => (None, None),
+                            };
+                            VideoSlot {
+                                mid: slot.mid,
+                                participant,
+                                kind,
+                            }
+                        })
+                        .collect();
+                    self.hub.media_event(MediaEvent::VideoSlots {
+                        call_id: call,
+                        participant,
+                        slots,
                     });
                 }
                 other => tracing::debug!(?other, "media event not handled"),
