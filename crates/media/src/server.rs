@@ -21,7 +21,8 @@
 //! moves between forwarding and mixing: forwarded packets advance it by the sender's own
 //! timestamp step, mixed ones by the time elapsed in whole frames.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -169,7 +170,10 @@ pub struct MediaServer<C, P> {
     rooms: BTreeMap<C, Room<P>>,
     /// Source address -> participant, learned from accepted datagrams.
     routes: HashMap<SocketAddr, (C, P)>,
-    transmits: VecDeque<Transmit>,
+    outbox: Outbox,
+    /// Peer id -> who, for the deadline heap.
+    peers: HashMap<u64, (C, P)>,
+    next_peer: u64,
     events: VecDeque<ServerEvent<C, P>>,
     stats: MediaServerStats,
     /// Mixer counters of rooms already closed.
@@ -213,6 +217,8 @@ struct Member<P> {
 }
 
 struct Peer<P> {
+    /// Unique for the server's lifetime (deadline heap entries name peers by it).
+    id: u64,
     rtc: Rtc,
     mid: Option<Mid>,
     pt: Option<Pt>,
@@ -304,7 +310,9 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
             config,
             rooms: BTreeMap::new(),
             routes: HashMap::new(),
-            transmits: VecDeque::new(),
+            outbox: Outbox::default(),
+            peers: HashMap::new(),
+            next_peer: 0,
             events: VecDeque::new(),
             stats: MediaServerStats::default(),
             retired: (0, 0, 0),
@@ -516,7 +524,10 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
             .sdp_api()
             .accept_offer(offer)
             .map_err(|e| MediaError::Negotiation(e.to_string()))?;
+        let id = self.next_peer;
+        self.next_peer += 1;
         let mut peer = Peer {
+            id,
             rtc,
             mid: None,
             pt: None,
@@ -546,7 +557,7 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
             }
         }
         let mut scratch = Drained::default();
-        drain(&mut peer, &mut self.transmits, &mut scratch);
+        drain(&mut peer, &mut self.outbox, &mut scratch);
         let Some(mid) = peer.mid else {
             return Err(MediaError::NoAudio);
         };
@@ -564,6 +575,7 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
             member.clock = OutClock::default();
             member.peer.replace(peer)
         };
+        self.peers.insert(id, (call.clone(), participant.clone()));
         if let Some(old) = old {
             if let Some(room) = self.rooms.get_mut(call) {
                 room.mixer.remove_participant(participant);
@@ -617,18 +629,26 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
 
     /// Runs whatever is due: str0m timers, mixer ticks, speaker decisions.
     pub fn handle_timeout(&mut self, now: Instant) {
-        let due: Vec<(C, P)> = self
-            .rooms
-            .iter()
-            .flat_map(|(c, r)| {
-                r.members.iter().filter_map(move |(p, m)| {
-                    let peer = m.peer.as_ref()?;
-                    peer.timeout
-                        .is_none_or(|t| t <= now)
-                        .then(|| (c.clone(), p.clone()))
-                })
-            })
-            .collect();
+        let mut due = Vec::new();
+        while let Some(&Reverse((at, id))) = self.outbox.deadlines.peek() {
+            if at > now {
+                break;
+            }
+            self.outbox.deadlines.pop();
+            let Some((call, participant)) = self.peers.get(&id) else {
+                continue; // the peer is gone
+            };
+            let current = self
+                .rooms
+                .get(call)
+                .and_then(|r| r.members.get(participant))
+                .and_then(|m| m.peer.as_ref())
+                .filter(|p| p.id == id)
+                .and_then(|p| p.timeout);
+            if current == Some(at) {
+                due.push((call.clone(), participant.clone()));
+            }
+        }
         for (call, participant) in due {
             let result = self
                 .rooms
@@ -656,7 +676,7 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
 
     /// The next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        let t = self.transmits.pop_front()?;
+        let t = self.outbox.transmits.pop_front()?;
         self.stats.datagrams_out += 1;
         Some(t)
     }
@@ -674,13 +694,11 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
                 next = Some(next.map_or(t, |n| n.min(t)));
             }
         };
+        consider(self.outbox.deadlines.peek().map(|Reverse((at, _))| *at));
         for room in self.rooms.values() {
             consider(room.mixer.poll_timeout());
             consider(room.speakers.poll_timeout());
             consider(room.router.poll_timeout());
-            for member in room.members.values() {
-                consider(member.peer.as_ref().and_then(|p| p.timeout));
-            }
         }
         next
     }
@@ -744,7 +762,7 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
         };
         self.now = Some(now);
         let mut out = std::mem::take(&mut self.drained);
-        drain(peer, &mut self.transmits, &mut out);
+        drain(peer, &mut self.outbox, &mut out);
         let mut failed = None;
         let mut video_changed = false;
         for event in out.events.drain(..) {
@@ -867,7 +885,7 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
             }
             self.stats.video_out += 1;
             let mut none = Drained::default();
-            drain(peer, &mut self.transmits, &mut none);
+            drain(peer, &mut self.outbox, &mut none);
         }
     }
 
@@ -928,7 +946,7 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
                     }
                     self.stats.keyframe_requests += 1;
                     let mut none = Drained::default();
-                    drain(peer, &mut self.transmits, &mut none);
+                    drain(peer, &mut self.outbox, &mut none);
                 }
             }
         }
@@ -1048,7 +1066,7 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
             self.stats.audio_out += 1;
             // Only transmits and timeouts come out of a write; media data cannot.
             let mut none = Drained::default();
-            drain(peer, &mut self.transmits, &mut none);
+            drain(peer, &mut self.outbox, &mut none);
         }
     }
 
@@ -1082,12 +1100,13 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
     /// Drops a peer's route and whatever is still queued for it.
     fn forget_peer(&mut self, mut peer: Peer<P>) {
         peer.rtc.disconnect();
+        self.peers.remove(&peer.id);
         if let Some(remote) = peer.remote {
             // Every address learnt for it, not only the first (ICE may have moved).
             if let Some(key) = self.routes.remove(&remote) {
                 self.routes.retain(|_, k| *k != key);
             }
-            self.transmits.retain(|t| t.destination != remote);
+            self.outbox.transmits.retain(|t| t.destination != remote);
         }
     }
 }
@@ -1098,6 +1117,19 @@ enum PeerEvent {
     /// A subscriber asked for a key frame on one of its slots.
     KeyframeRequest(Mid),
     Failed(String),
+}
+
+/// What every `Rtc` drain writes to: datagrams out, and the peers' next deadlines.
+///
+/// Deadlines are a min-heap with lazy deletion: a peer pushes its deadline whenever it
+/// changes, and an entry counts only while it equals the peer's current one. So
+/// finding the next deadline and the due peers costs O(log n) per change instead of a
+/// walk over every participant after every datagram. Stale entries leave as they
+/// reach the top; until then they can only make the caller wake a little early.
+#[derive(Default)]
+struct Outbox {
+    transmits: VecDeque<Transmit>,
+    deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
 }
 
 /// What one drain of an `Rtc` produced besides datagrams.
@@ -1145,7 +1177,7 @@ fn assign_slots<P: PartialEq>(
 }
 
 /// Polls one `Rtc` until it only has a timeout left.
-fn drain<P>(peer: &mut Peer<P>, transmits: &mut VecDeque<Transmit>, out: &mut Drained) {
+fn drain<P>(peer: &mut Peer<P>, outbox: &mut Outbox, out: &mut Drained) {
     let Drained {
         events,
         audio: incoming,
@@ -1153,9 +1185,12 @@ fn drain<P>(peer: &mut Peer<P>, transmits: &mut VecDeque<Transmit>, out: &mut Dr
     } = out;
     loop {
         match peer.rtc.poll_output() {
-            Ok(Output::Transmit(t)) => transmits.push_back(t.into()),
+            Ok(Output::Transmit(t)) => outbox.transmits.push_back(t.into()),
             Ok(Output::Timeout(t)) => {
-                peer.timeout = Some(t);
+                if peer.timeout != Some(t) {
+                    peer.timeout = Some(t);
+                    outbox.deadlines.push(Reverse((t, peer.id)));
+                }
                 return;
             }
             Ok(Output::Event(event)) => match event {
