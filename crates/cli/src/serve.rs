@@ -32,6 +32,15 @@ pub(crate) fn run(config: Option<&Path>) -> Result<()> {
         println!("  http            {}://{http}", scheme.0);
         println!("  websocket       {}://{http}/v1/signaling", scheme.1);
         println!("  quic            {}", server.quic_addr());
+        if server.media_candidate() == server.media_addr() {
+            println!("  media (udp)     {}", server.media_addr());
+        } else {
+            println!(
+                "  media (udp)     {} (advertised as {})",
+                server.media_addr(),
+                server.media_candidate()
+            );
+        }
         println!("  cert sha-256    {}", server.cert_fingerprint());
         println!("  access key      {}", server.access_key_path().display());
         println!("make a token:     ringwire token --user alice");
