@@ -113,6 +113,20 @@ pub enum ServerEvent<C, P> {
     },
 }
 
+/// One opus packet (20 ms) for a local participant: the mix it hears, or in a
+/// two-party call the other side's packet unchanged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalAudio<C, P> {
+    /// The call.
+    pub call: C,
+    /// The local participant.
+    pub participant: P,
+    /// The opus packet.
+    pub packet: Arc<[u8]>,
+    /// Its RTP time (48 kHz), continuous across forwarding and mixing.
+    pub rtp_time: u64,
+}
+
 /// One of a subscriber's video receive slots (an SDP `recvonly` video section).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VideoSlot<P> {
@@ -134,6 +148,8 @@ pub struct MediaServerStats {
     pub connected: usize,
     /// Datagrams received that belonged to a participant.
     pub datagrams_in: u64,
+    /// Packets handed to local participants.
+    pub local_out: u64,
     /// Datagrams nobody claimed (stray or garbage).
     pub datagrams_unknown: u64,
     /// Datagrams a participant's `Rtc` refused (dropped; the participant stays).
@@ -171,6 +187,7 @@ pub struct MediaServer<C, P> {
     /// Source address -> participant, learned from accepted datagrams.
     routes: HashMap<SocketAddr, (C, P)>,
     outbox: Outbox,
+    local_out: VecDeque<LocalAudio<C, P>>,
     /// Peer id -> who, for the deadline heap.
     peers: HashMap<u64, (C, P)>,
     next_peer: u64,
@@ -203,6 +220,9 @@ struct Room<P> {
 
 struct Member<P> {
     peer: Option<Peer<P>>,
+    /// A local participant (phone leg, echo service): no `Rtc`, audio in and out
+    /// through [`MediaServer::send_local_audio`] / [`MediaServer::poll_local_audio`].
+    local: bool,
     kind: SubscriberKind,
     /// The video it publishes, per signaling.
     video: Option<StreamKind>,
@@ -286,6 +306,7 @@ impl<P> Member<P> {
     fn new() -> Self {
         Self {
             peer: None,
+            local: false,
             kind: SubscriberKind::Native,
             video: None,
             muted: false,
@@ -298,7 +319,7 @@ impl<P> Member<P> {
     }
 
     fn connected(&self) -> bool {
-        self.peer.as_ref().is_some_and(|p| p.connected)
+        self.local || self.peer.as_ref().is_some_and(|p| p.connected)
     }
 }
 
@@ -311,6 +332,7 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
             rooms: BTreeMap::new(),
             routes: HashMap::new(),
             outbox: Outbox::default(),
+            local_out: VecDeque::new(),
             peers: HashMap::new(),
             next_peer: 0,
             events: VecDeque::new(),
@@ -343,6 +365,70 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
         Ok(())
     }
 
+    /// Adds a local participant: one whose audio the caller hands in and takes out as
+    /// opus packets, with no `Rtc` (phone legs after transcoding, the echo service).
+    /// It counts as connected at once and is mixed like anyone else.
+    ///
+    /// # Errors
+    /// As [`MediaServer::join`].
+    pub fn join_local(
+        &mut self,
+        call: &C,
+        participant: &P,
+        now: Instant,
+    ) -> Result<(), MediaError> {
+        self.join(call, participant, now)?;
+        self.now = Some(now);
+        if let Some(room) = self.rooms.get_mut(call)
+            && let Some(member) = room.members.get_mut(participant)
+            && !member.local
+        {
+            member.local = true;
+            room.mixer.add_participant(participant.clone(), now);
+            room.mixer.set_muted(participant, member.muted);
+            room.mixer.set_on_hold(participant, member.on_hold);
+        }
+        Ok(())
+    }
+
+    /// One 20 ms opus packet from a local participant, with its sequence number, RTP
+    /// time (48 kHz) and RFC 6464 level (`-dBov`). Ignored for anyone not local.
+    #[allow(clippy::too_many_arguments)] // The RTP fields a real packet would carry.
+    pub fn send_local_audio(
+        &mut self,
+        call: &C,
+        participant: &P,
+        seq: u64,
+        rtp_time: u64,
+        level: u8,
+        packet: &[u8],
+        now: Instant,
+    ) {
+        self.now = Some(now);
+        let local = self
+            .rooms
+            .get(call)
+            .and_then(|r| r.members.get(participant))
+            .is_some_and(|m| m.local);
+        if !local {
+            return;
+        }
+        let mut incoming = vec![Incoming {
+            seq,
+            ts: rtp_time,
+            level,
+            data: Arc::from(packet),
+            now,
+        }];
+        self.stats.audio_in += 1;
+        self.handle_audio(call, participant, &mut incoming);
+    }
+
+    /// The next packet for a local participant.
+    pub fn poll_local_audio(&mut self) -> Option<LocalAudio<C, P>> {
+        self.local_out.pop_front()
+    }
+
     /// `participant` left `call`: it gets nothing more, not even datagrams already
     /// queued for it.
     pub fn leave(&mut self, call: &C, participant: &P) {
@@ -354,6 +440,10 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
             room.speakers.remove_participant(participant);
             if let Some(now) = self.now {
                 room.router.remove_participant(participant, now);
+            }
+            if member.local {
+                self.local_out
+                    .retain(|a| !(&a.call == call && &a.participant == participant));
             }
             if let Some(peer) = member.peer {
                 self.forget_peer(peer);
@@ -467,6 +557,7 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
         self.retired.0 += s.forwarded;
         self.retired.1 += s.decoded;
         self.retired.2 += s.encoded;
+        self.local_out.retain(|a| &a.call != call);
         for (_, member) in room.members {
             if let Some(peer) = member.peer {
                 self.forget_peer(peer);
@@ -1043,6 +1134,20 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
             let Some(member) = room.members.get_mut(listener) else {
                 continue;
             };
+            if member.local {
+                let ts = member
+                    .clock
+                    .next(now, if forwarded { source_ts } else { None });
+                self.local_out.push_back(LocalAudio {
+                    call: call.clone(),
+                    participant: listener.clone(),
+                    packet: data.clone(),
+                    rtp_time: ts,
+                });
+                self.stats.audio_out += 1;
+                self.stats.local_out += 1;
+                continue;
+            }
             let Some(peer) = member.peer.as_mut().filter(|p| p.connected) else {
                 continue;
             };

@@ -452,3 +452,55 @@ fn video_is_forwarded_to_every_other_participant_by_content() {
     assert!(stats.video_out >= 2 * stats.video_in - 20, "{stats:?}");
     assert!(stats.keyframe_requests >= 1, "{stats:?}");
 }
+
+#[test]
+fn a_local_participant_is_mixed_like_anyone_else() {
+    use ringwire_media::Channels;
+    use ringwire_media::codec::{Decoder, Encoder};
+    use ringwire_media::level::AudioLevel;
+
+    let mut w = World::new(&["alice", "bob"]);
+    let now = w.now;
+    w.server.join_local(&CALL, &"phone", now).unwrap();
+    let mut encoder = Encoder::new(opus()).unwrap();
+    let mut decoder = Decoder::new(Channels::Mono).unwrap();
+    let mut heard = Vec::new();
+    let local_tone = 2500.0;
+    let mut sent = 0u64;
+    for step in 0..150 {
+        // 20 ms per step: the local leg sends one frame and the world runs.
+        let mut pcm = vec![0i16; FRAME_SAMPLES];
+        tone(local_tone, 8000.0, SAMPLE_RATE, sent, &mut pcm);
+        let packet = encoder.encode_to_vec(&pcm).unwrap();
+        let level = AudioLevel::from_pcm(&pcm).minus_dbov();
+        w.server
+            .send_local_audio(&CALL, &"phone", step, sent, level, &packet, w.now);
+        sent += FRAME_SAMPLES as u64;
+        w.run(Duration::from_millis(20));
+        while let Some(out) = w.server.poll_local_audio() {
+            assert_eq!(out.participant, "phone");
+            let mut frame = vec![0i16; FRAME_SAMPLES];
+            let n = decoder.decode(&out.packet, &mut frame).unwrap();
+            if step >= 50 {
+                heard.extend_from_slice(&frame[..n]);
+            }
+        }
+        if step == 49 {
+            w.clear_heard();
+        }
+    }
+    let [a, b, _] = TONES;
+    assert!(share_db(&heard, a) >= PRESENT_DB, "the phone hears alice");
+    assert!(share_db(&heard, b) >= PRESENT_DB, "the phone hears bob");
+    assert!(
+        share_db(&heard, local_tone) <= ABSENT_DB,
+        "the phone does not hear itself"
+    );
+    assert_hears(&w, "alice", &[b, local_tone], &[a]);
+    w.server.leave(&CALL, &"phone");
+    w.run(Duration::from_millis(100));
+    assert!(
+        w.server.poll_local_audio().is_none(),
+        "nothing after leaving"
+    );
+}
