@@ -1,0 +1,485 @@
+//! The `[pstn]` configuration: trunks, number dispatch, limits (LiveKit SIP's model:
+//! inbound trunks with allowed sources, outbound trunks with owned caller ids,
+//! dispatch rules from numbers to users or group calls).
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use ringwire_signaling::PhoneNumber;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+
+/// SIP transport towards a trunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SipTransport {
+    /// UDP (RFC 3261 §18.1.1).
+    #[default]
+    Udp,
+    /// TCP.
+    Tcp,
+}
+
+/// Digest credentials (RFC 8760). Never logged: `Debug` hides the password.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credentials {
+    /// User name.
+    pub username: String,
+    /// Password.
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"<hidden>")
+            .finish()
+    }
+}
+
+/// A trunk the server dials out through.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboundTrunk {
+    /// Name for logs.
+    pub name: String,
+    /// Where the trunk listens (`host:port`, an IP address on this version).
+    pub address: SocketAddr,
+    /// Transport.
+    #[serde(default)]
+    pub transport: SipTransport,
+    /// Digest credentials, answered when the trunk challenges.
+    #[serde(default)]
+    pub credentials: Option<Credentials>,
+    /// E.164 numbers the server owns on this trunk; only these are sent as caller id.
+    #[serde(default)]
+    pub caller_ids: Vec<String>,
+    /// Country calling codes (`"1"`, `"44"`) callers may dial; empty allows none.
+    pub allowed_country_codes: Vec<String>,
+}
+
+/// A trunk the server accepts calls from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboundTrunk {
+    /// Name for logs.
+    pub name: String,
+    /// E.164 numbers this trunk delivers to us.
+    pub numbers: Vec<String>,
+    /// Source addresses (`192.0.2.0/24`, `2001:db8::1`) allowed to send; anything
+    /// else is dropped without an answer.
+    pub allowed_sources: Vec<String>,
+    /// When set, INVITEs must also carry these digest credentials.
+    #[serde(default)]
+    pub credentials: Option<Credentials>,
+}
+
+/// Where an inbound number's calls go.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DispatchTarget {
+    /// Ring this user (every device), like a 1:1 call.
+    User(String),
+    /// Join this group call.
+    Group(String),
+}
+
+/// One dispatch rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DispatchRule {
+    /// The called number (E.164).
+    pub number: String,
+    /// Where its calls go.
+    pub target: DispatchTarget,
+}
+
+/// An inclusive UDP port range for RTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortRange {
+    /// First port.
+    pub first: u16,
+    /// Last port.
+    pub last: u16,
+}
+
+/// The `[pstn]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PstnConfig {
+    /// Where the gateway's SIP endpoint listens (UDP, and TCP when a trunk uses it).
+    pub sip_listen: SocketAddr,
+    /// The address put in SDP `c=` and SIP Contact (defaults to `sip_listen`'s IP).
+    #[serde(default)]
+    pub advertised_ip: Option<IpAddr>,
+    /// RTP ports for phone legs.
+    pub rtp_ports: PortRange,
+    /// Outbound trunks (the first whose country codes allow a number is used).
+    #[serde(default)]
+    pub outbound: Vec<OutboundTrunk>,
+    /// Inbound trunks.
+    #[serde(default)]
+    pub inbound: Vec<InboundTrunk>,
+    /// Inbound dispatch.
+    #[serde(default)]
+    pub dispatch: Vec<DispatchRule>,
+    /// How long an outbound call may ring before it counts as not answered (408).
+    #[serde(with = "humantime_serde", default = "default_ring_timeout")]
+    pub ring_timeout: Duration,
+    /// The longest a phone leg may last.
+    #[serde(with = "humantime_serde", default = "default_max_call_duration")]
+    pub max_call_duration: Duration,
+    /// A leg that receives no RTP this long is hung up (410 media failure).
+    #[serde(with = "humantime_serde", default = "default_media_timeout")]
+    pub media_timeout: Duration,
+}
+
+fn default_ring_timeout() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_max_call_duration() -> Duration {
+    Duration::from_secs(4 * 3600)
+}
+fn default_media_timeout() -> Duration {
+    Duration::from_secs(30)
+}
+
+/// An allowed source: an address and a prefix length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cidr {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl Cidr {
+    /// Parses `a.b.c.d`, `a.b.c.d/n`, an IPv6 address or `v6/n`.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when it is neither.
+    pub fn parse(s: &str) -> Result<Self, Error> {
+        let bad = || Error::Config(format!("`{s}` is not an address or CIDR block"));
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = addr.parse().map_err(|_| bad())?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(p) => p.parse::<u8>().map_err(|_| bad())?,
+            None => max,
+        };
+        if prefix > max {
+            return Err(bad());
+        }
+        Ok(Cidr { addr, prefix })
+    }
+
+    /// Whether `ip` is inside the block (IPv4-mapped IPv6 counts as IPv4).
+    #[must_use]
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Why a dial-out is refused before any SIP is sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum DialRefusal {
+    /// No outbound trunk is configured.
+    #[error("no SIP trunk is configured")]
+    NoTrunk,
+    /// No trunk allows the number's country code.
+    #[error("calls to this country are not allowed")]
+    CountryNotAllowed,
+    /// The requested caller id is not a number the server owns on the trunk.
+    #[error("the caller id is not a number this server owns")]
+    CallerIdNotOwned,
+}
+
+impl PstnConfig {
+    /// Checks every entry; the message names the first bad one.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for numbers that are not E.164, bad CIDR blocks or country
+    /// codes, dispatch rules for numbers no inbound trunk owns, duplicate numbers,
+    /// an empty or odd RTP range, zero timeouts.
+    pub fn validate(&self) -> Result<(), Error> {
+        let e164 = |what: &str, n: &str| {
+            PhoneNumber::new(n)
+                .map(|_| ())
+                .map_err(|_| Error::Config(format!("{what} `{n}` is not an E.164 number")))
+        };
+        for t in &self.outbound {
+            for n in &t.caller_ids {
+                e164(&format!("outbound trunk `{}` caller id", t.name), n)?;
+            }
+            for cc in &t.allowed_country_codes {
+                let ok = (1..=3).contains(&cc.len())
+                    && cc.bytes().all(|b| b.is_ascii_digit())
+                    && !cc.starts_with('0');
+                if !ok {
+                    return Err(Error::Config(format!(
+                        "outbound trunk `{}`: `{cc}` is not a country calling code",
+                        t.name
+                    )));
+                }
+            }
+        }
+        let mut owned = std::collections::BTreeSet::new();
+        for t in &self.inbound {
+            if t.allowed_sources.is_empty() {
+                return Err(Error::Config(format!(
+                    "inbound trunk `{}` allows no source address",
+                    t.name
+                )));
+            }
+            for s in &t.allowed_sources {
+                Cidr::parse(s)?;
+            }
+            for n in &t.numbers {
+                e164(&format!("inbound trunk `{}` number", t.name), n)?;
+                if !owned.insert(n.as_str()) {
+                    return Err(Error::Config(format!(
+                        "number `{n}` is on two inbound trunks"
+                    )));
+                }
+            }
+        }
+        let mut dispatched = std::collections::BTreeSet::new();
+        for r in &self.dispatch {
+            if !owned.contains(r.number.as_str()) {
+                return Err(Error::Config(format!(
+                    "dispatch rule for `{}`: no inbound trunk has that number",
+                    r.number
+                )));
+            }
+            if !dispatched.insert(r.number.as_str()) {
+                return Err(Error::Config(format!(
+                    "number `{}` is dispatched twice",
+                    r.number
+                )));
+            }
+        }
+        let PortRange { first, last } = self.rtp_ports;
+        if first == 0 || last < first || (last - first) < 1 {
+            return Err(Error::Config(format!(
+                "rtp_ports {first}..={last} must hold at least two ports"
+            )));
+        }
+        for (what, d) in [
+            ("ring_timeout", self.ring_timeout),
+            ("max_call_duration", self.max_call_duration),
+            ("media_timeout", self.media_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(Error::Config(format!("{what} must be more than zero")));
+            }
+        }
+        Ok(())
+    }
+
+    /// The trunk to dial `number` through, and the caller id to present, or why not.
+    /// International destinations are off unless a trunk lists their country code.
+    ///
+    /// # Errors
+    /// [`DialRefusal`] saying which rule refused it.
+    pub fn route(
+        &self,
+        number: &PhoneNumber,
+        caller_id: Option<&PhoneNumber>,
+    ) -> Result<(&OutboundTrunk, Option<String>), DialRefusal> {
+        if self.outbound.is_empty() {
+            return Err(DialRefusal::NoTrunk);
+        }
+        let digits = number.as_str().trim_start_matches('+');
+        let trunk = self
+            .outbound
+            .iter()
+            .find(|t| {
+                t.allowed_country_codes
+                    .iter()
+                    .any(|cc| digits.starts_with(cc.as_str()))
+            })
+            .ok_or(DialRefusal::CountryNotAllowed)?;
+        let caller = match caller_id {
+            Some(id) => {
+                if !trunk.caller_ids.iter().any(|c| c == id.as_str()) {
+                    return Err(DialRefusal::CallerIdNotOwned);
+                }
+                Some(id.as_str().to_owned())
+            }
+            None => trunk.caller_ids.first().cloned(),
+        };
+        Ok((trunk, caller))
+    }
+
+    /// The inbound trunk `source` may send for, if any (unknown sources get no answer).
+    #[must_use]
+    pub fn inbound_trunk_for(&self, source: IpAddr) -> Option<&InboundTrunk> {
+        self.inbound.iter().find(|t| {
+            t.allowed_sources
+                .iter()
+                .filter_map(|s| Cidr::parse(s).ok())
+                .any(|c| c.contains(source))
+        })
+    }
+
+    /// Where calls to `number` go, if it is dispatched.
+    #[must_use]
+    pub fn dispatch_for(&self, number: &str) -> Option<&DispatchTarget> {
+        self.dispatch
+            .iter()
+            .find(|r| r.number == number)
+            .map(|r| &r.target)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> PstnConfig {
+        PstnConfig {
+            sip_listen: "127.0.0.1:5060".parse().unwrap(),
+            advertised_ip: None,
+            rtp_ports: PortRange {
+                first: 20000,
+                last: 20099,
+            },
+            outbound: vec![OutboundTrunk {
+                name: "carrier".into(),
+                address: "127.0.0.1:5070".parse().unwrap(),
+                transport: SipTransport::Udp,
+                credentials: Some(Credentials {
+                    username: "u".into(),
+                    password: "secret-pw".into(),
+                }),
+                caller_ids: vec!["+15550001111".into()],
+                allowed_country_codes: vec!["1".into()],
+            }],
+            inbound: vec![InboundTrunk {
+                name: "carrier-in".into(),
+                numbers: vec!["+15550001111".into()],
+                allowed_sources: vec!["127.0.0.0/8".into()],
+                credentials: None,
+            }],
+            dispatch: vec![DispatchRule {
+                number: "+15550001111".into(),
+                target: DispatchTarget::User("alice".into()),
+            }],
+            ring_timeout: Duration::from_secs(30),
+            max_call_duration: Duration::from_secs(3600),
+            media_timeout: Duration::from_secs(20),
+        }
+    }
+
+    #[test]
+    fn sample_is_valid_and_hides_the_password() {
+        let c = sample();
+        c.validate().unwrap();
+        assert!(!format!("{c:?}").contains("secret-pw"));
+    }
+
+    #[test]
+    fn bad_entries_are_named() {
+        let mut c = sample();
+        c.outbound[0].caller_ids = vec!["5550001111".into()];
+        assert!(c.validate().unwrap_err().to_string().contains("5550001111"));
+
+        let mut c = sample();
+        c.outbound[0].allowed_country_codes = vec!["01".into()];
+        assert!(c.validate().is_err());
+
+        let mut c = sample();
+        c.inbound[0].allowed_sources = vec!["10.0.0.0/33".into()];
+        assert!(c.validate().is_err());
+
+        let mut c = sample();
+        c.inbound[0].allowed_sources.clear();
+        assert!(c.validate().is_err());
+
+        let mut c = sample();
+        c.dispatch[0].number = "+15559999999".into();
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("no inbound trunk")
+        );
+
+        let mut c = sample();
+        c.dispatch.push(c.dispatch[0].clone());
+        assert!(c.validate().is_err());
+
+        let mut c = sample();
+        c.rtp_ports = PortRange {
+            first: 30000,
+            last: 30000,
+        };
+        assert!(c.validate().is_err());
+
+        let mut c = sample();
+        c.ring_timeout = Duration::ZERO;
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn routing_follows_country_codes_and_owned_caller_ids() {
+        let c = sample();
+        let us = PhoneNumber::new("+15551230000").unwrap();
+        let uk = PhoneNumber::new("+442071234567").unwrap();
+        let (trunk, caller) = c.route(&us, None).unwrap();
+        assert_eq!(trunk.name, "carrier");
+        assert_eq!(caller.as_deref(), Some("+15550001111"));
+        assert_eq!(
+            c.route(&uk, None).unwrap_err(),
+            DialRefusal::CountryNotAllowed
+        );
+        let stranger = PhoneNumber::new("+15557778888").unwrap();
+        assert_eq!(
+            c.route(&us, Some(&stranger)).unwrap_err(),
+            DialRefusal::CallerIdNotOwned
+        );
+        let mut none = sample();
+        none.outbound.clear();
+        assert_eq!(none.route(&us, None).unwrap_err(), DialRefusal::NoTrunk);
+    }
+
+    #[test]
+    fn sources_and_dispatch() {
+        let c = sample();
+        assert!(c.inbound_trunk_for("127.0.0.1".parse().unwrap()).is_some());
+        assert!(
+            c.inbound_trunk_for("::ffff:127.0.0.9".parse().unwrap())
+                .is_some()
+        );
+        assert!(c.inbound_trunk_for("192.0.2.1".parse().unwrap()).is_none());
+        assert_eq!(
+            c.dispatch_for("+15550001111"),
+            Some(&DispatchTarget::User("alice".into()))
+        );
+        assert_eq!(c.dispatch_for("+15550002222"), None);
+        let any = Cidr::parse("0.0.0.0/0").unwrap();
+        assert!(any.contains("203.0.113.5".parse().unwrap()));
+        let v6 = Cidr::parse("2001:db8::/32").unwrap();
+        assert!(v6.contains("2001:db8::1".parse().unwrap()));
+        assert!(!v6.contains("2001:db9::1".parse().unwrap()));
+    }
+}

@@ -1,0 +1,20 @@
+//! Ringwire's PSTN gateway: phone participants through SIP trunks.
+//!
+//! - [`config`]: the `[pstn]` section (outbound and inbound trunks, dispatch, limits)
+//!   and the decisions made from it (routing, caller id, source allowlist).
+//! - [`g711`], [`rtp`], [`resample`]: the phone side's codecs and packets.
+//! - [`media`]: one phone leg's media, sans-IO: RTP towards the trunk (symmetric,
+//!   latched), G.711 <-> opus for the media plane's local participant, RFC 4733 DTMF.
+//! - [`sip`]: the SIP user agent (ezk crates) that dials and answers.
+//!
+//! Sans-IO parts take `now` and follow the drain rule: after every `handle_*`, drain
+//! `poll_transmit`, `poll_audio` and `poll_event`, then sleep until `poll_timeout`.
+
+pub mod config;
+pub mod error;
+pub mod g711;
+pub mod media;
+pub mod resample;
+pub mod rtp;
+
+pub use error::{Error, Malformed};
