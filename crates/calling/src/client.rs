@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::driver::{Command, Driver};
 use crate::error::Error;
+use crate::media::{AudioHandle, AudioOptions, AudioTask, ServerHost};
 use crate::transport::{AnyConnector, Connector, Endpoint};
 
 /// How a [`SignalingClient`] connects, keeps alive and reconnects.
@@ -64,6 +65,9 @@ impl Default for ConnectOptions {
 pub struct SignalingClient {
     commands: mpsc::Sender<Command>,
     state: watch::Receiver<ConnectionState>,
+    /// Where the server is, to pick the local IP for media; unknown for a custom
+    /// transport.
+    server: Option<ServerHost>,
 }
 
 /// The session's [`Event`]s, in order. Ends when the client stops.
@@ -85,7 +89,14 @@ impl SignalingClient {
         options: ConnectOptions,
     ) -> Result<(SignalingClient, EventStream), Error> {
         let connector = AnyConnector::new(&endpoint)?;
-        Self::connect_with(connector, token, options).await
+        let server = match &endpoint {
+            Endpoint::Ws { url, .. } => ServerHost::from_url(url),
+            Endpoint::Quic { addr, .. } => Some(ServerHost {
+                host: addr.ip().to_string(),
+                port: addr.port(),
+            }),
+        };
+        Self::start(connector, token, options, server).await
     }
 
     /// As [`SignalingClient::connect`], over a transport of the app's own.
@@ -93,9 +104,18 @@ impl SignalingClient {
     /// # Errors
     /// As [`SignalingClient::connect`].
     pub async fn connect_with<C: Connector>(
+        connector: C,
+        token: impl Into<String>,
+        options: ConnectOptions,
+    ) -> Result<(SignalingClient, EventStream), Error> {
+        Self::start(connector, token, options, None).await
+    }
+
+    async fn start<C: Connector>(
         mut connector: C,
         token: impl Into<String>,
         options: ConnectOptions,
+        server: Option<ServerHost>,
     ) -> Result<(SignalingClient, EventStream), Error> {
         let transport = tokio::time::timeout(options.connect_timeout, connector.connect())
             .await
@@ -116,7 +136,14 @@ impl SignalingClient {
         );
         tokio::spawn(driver.run(transport));
         match ready.await {
-            Ok(Ok(())) => Ok((SignalingClient { commands, state }, EventStream { events })),
+            Ok(Ok(())) => Ok((
+                SignalingClient {
+                    commands,
+                    state,
+                    server,
+                },
+                EventStream { events },
+            )),
             Ok(Err(error)) => Err(error),
             Err(_) => Err(Error::ConnectionLost),
         }
@@ -330,6 +357,44 @@ impl SignalingClient {
         Ok(self
             .with_session(move |s, _| s.remove_call(&call_id))
             .await??)
+    }
+
+    /// Starts the audio of a call: binds a UDP socket, sends the media plane an SDP
+    /// offer through the session, and spawns a task that captures from
+    /// [`AudioOptions::source`], encodes and sends, and receives, jitter-buffers,
+    /// decodes and plays into [`AudioOptions::sink`]. The audio follows the call:
+    /// muted, it sends nothing; on hold (either side), it neither sends nor plays;
+    /// when the call ends, it stops and finishes the sink. The app still sees every
+    /// event, [`Event::MediaReceived`] included.
+    ///
+    /// Call it once the call is being joined or in progress (after
+    /// [`SignalingClient::start_call`], [`SignalingClient::accept`] or
+    /// [`SignalingClient::join`]).
+    ///
+    /// # Errors
+    /// [`Error::NoMediaAddress`] or [`Error::AudioSocket`] when no socket can be bound;
+    /// [`Error::Media`] when the engine refuses the address or settings;
+    /// [`Error::AudioRunning`] when this call already has audio; [`Error::Session`] as
+    /// [`ClientSession::send_media`]; [`Error::Closed`].
+    pub async fn start_audio(
+        &self,
+        call_id: &CallId,
+        options: AudioOptions,
+    ) -> Result<AudioHandle, Error> {
+        let (task, link, parts, offer) =
+            AudioTask::prepare(call_id, options, self.server.as_ref()).await?;
+        let (reply, result) = oneshot::channel();
+        self.commands
+            .send(Command::StartAudio {
+                call_id: call_id.clone(),
+                offer,
+                link,
+                reply,
+            })
+            .await
+            .map_err(|_| Error::Closed)?;
+        result.await.map_err(|_| Error::Closed)??;
+        Ok(parts.into_handle(tokio::spawn(task.run())))
     }
 
     /// Hangs up every live call, closes the connection cleanly and stops the driver;

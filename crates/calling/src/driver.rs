@@ -6,18 +6,21 @@
 //! reconnects with exponential backoff and seeded jitter, and the session resumes with
 //! its resume token.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
 use ringwire_signaling::{
-    CallState, ClientSession, ConnectionState, EndReason, ErrorCode, Event, ServerMessage,
+    CallId, CallState, ClientSession, ConnectionState, EndReason, ErrorCode, Event, MediaPayload,
+    MediaPayloadKind, ServerMessage,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
 use crate::client::ConnectOptions;
 use crate::error::Error;
+use crate::media::AudioLink;
 use crate::transport::{Connector, Transport};
 
 /// Inputs handled in a row before the driver yields to other tasks.
@@ -34,6 +37,13 @@ pub(crate) enum Command {
     DropTransport { hold_off: Duration },
     /// Hang up, close cleanly and stop.
     Close { done: oneshot::Sender<()> },
+    /// Send a call's media offer and route the call's media to an audio task.
+    StartAudio {
+        call_id: CallId,
+        offer: String,
+        link: AudioLink,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
 }
 
 /// The session's clock: tokio's, so paused-time tests control it.
@@ -69,6 +79,8 @@ pub(crate) struct Driver<C: Connector> {
     ready: Option<oneshot::Sender<Result<(), Error>>>,
     /// Who to tell when a requested close is done.
     closed: Option<oneshot::Sender<()>>,
+    /// The audio tasks of calls, told of the call's answer, mute, hold and end.
+    audio: BTreeMap<CallId, AudioLink>,
 }
 
 impl<C: Connector> Driver<C> {
@@ -94,6 +106,7 @@ impl<C: Connector> Driver<C> {
             state,
             ready: Some(ready),
             closed: None,
+            audio: BTreeMap::new(),
         }
     }
 
@@ -188,6 +201,9 @@ impl<C: Connector> Driver<C> {
                 },
                 command = self.commands.recv() => match command {
                     Some(Command::Run(job)) => job(&mut self.session, now()),
+                    Some(Command::StartAudio { call_id, offer, link, reply }) => {
+                        let _ = reply.send(self.start_audio(call_id, offer, link));
+                    }
                     Some(Command::DropTransport { hold_off }) => {
                         drop(transport);
                         return Outcome::Dropped { hold_off };
@@ -255,6 +271,10 @@ impl<C: Connector> Driver<C> {
                         job(&mut self.session, now());
                         self.drain();
                     }
+                    Some(Command::StartAudio { call_id, offer, link, reply }) => {
+                        let _ = reply.send(self.start_audio(call_id, offer, link));
+                        self.drain();
+                    }
                     Some(Command::DropTransport { .. }) => {}
                     Some(Command::Close { done }) => {
                         self.closed = Some(done);
@@ -306,6 +326,34 @@ impl<C: Connector> Driver<C> {
         self.drain();
     }
 
+    /// Sends a call's media offer and, once the session took it, routes the call's
+    /// media to `link`.
+    fn start_audio(
+        &mut self,
+        call_id: CallId,
+        offer: String,
+        link: AudioLink,
+    ) -> Result<(), Error> {
+        if self.audio.get(&call_id).is_some_and(AudioLink::is_alive) {
+            return Err(Error::AudioRunning(call_id));
+        }
+        let payload = MediaPayload {
+            kind: MediaPayloadKind::Offer,
+            sdp: offer,
+        };
+        self.session.send_media(&call_id, payload, now())?;
+        self.audio.insert(call_id, link);
+        Ok(())
+    }
+
+    /// Tells every audio task what its call lets through now; forgets those that are
+    /// done.
+    fn follow_audio(&mut self) {
+        let session = &self.session;
+        self.audio
+            .retain(|call_id, link| link.follow(session.call(call_id)));
+    }
+
     /// Writes every queued message.
     async fn flush(&mut self, transport: &mut C::Transport) -> Result<(), crate::TransportError> {
         while let Some(message) = self.session.poll_transmit() {
@@ -335,11 +383,30 @@ impl<C: Connector> Driver<C> {
                 } if authenticating && refuses_session(*code) => {
                     drained.refused = Some((*code, message.clone()));
                 }
+                Event::RequestFailed {
+                    code: ErrorCode::Malformed,
+                    message,
+                    call_id: Some(call_id),
+                } => {
+                    if let Some(link) = self.audio.get_mut(call_id) {
+                        link.refused(message);
+                    }
+                }
+                Event::MediaReceived { call_id, payload } => match self.audio.get_mut(call_id) {
+                    Some(link) if payload.kind == MediaPayloadKind::Answer => {
+                        link.answer(payload.sdp.clone());
+                    }
+                    Some(_) => {
+                        tracing::debug!(%call_id, "media offer from the server, not supported");
+                    }
+                    None => {}
+                },
                 _ => {}
             }
             // The app may have dropped its stream; the session goes on regardless.
             let _ = self.events.send(event);
         }
+        self.follow_audio();
         let state = self.session.connection_state();
         self.state
             .send_if_modified(|s| std::mem::replace(s, state) != state);

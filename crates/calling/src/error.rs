@@ -1,6 +1,8 @@
 //! The crate's error types.
 
-use ringwire_signaling::ErrorCode;
+use ringwire_signaling::{CallId, ErrorCode};
+
+use crate::media::AudioEnd;
 
 /// What went wrong in the SDK.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +35,25 @@ pub enum Error {
     /// The endpoint description cannot be used (a bad URL or fingerprint).
     #[error("invalid endpoint: {0}")]
     InvalidEndpoint(String),
+    /// The call's audio socket could not be bound, or the local address toward the
+    /// server could not be found.
+    #[error("audio socket: {0}")]
+    AudioSocket(#[source] std::io::Error),
+    /// No local IP to send media from is known: the client was made with
+    /// [`SignalingClient::connect_with`](crate::SignalingClient::connect_with), or the
+    /// server's host has no usable address. Set
+    /// [`AudioOptions::local_ip`](crate::AudioOptions::local_ip).
+    #[error("no local address to send media from; set AudioOptions::local_ip")]
+    NoMediaAddress,
+    /// The media engine refused to start (a bad local address, codec settings).
+    #[error("media: {0}")]
+    Media(#[from] ringwire_media::rtc::MediaError),
+    /// Audio already runs for this call; stop it first.
+    #[error("audio already runs for call {0}")]
+    AudioRunning(CallId),
+    /// The call's audio has stopped.
+    #[error("the call's audio ended: {0}")]
+    AudioEnded(AudioEnd),
 }
 
 /// What went wrong in a signaling transport.

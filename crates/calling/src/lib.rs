@@ -50,6 +50,35 @@
 //! - [`SignalingClient`] is a cloneable handle holding channel ends: commands go to the
 //!   driver, the session's validation errors come back as [`Error::Session`].
 //!
+//! # Audio
+//! [`SignalingClient::start_audio`] runs a call's audio: it binds a UDP socket, offers
+//! the server's media plane one opus stream (the SDP goes through the session as
+//! [`MediaPayload`](ringwire_signaling::MediaPayload)s), and spawns a task that sends
+//! what an [`AudioSource`](ringwire_media::audio_io::AudioSource) captures every 20 ms
+//! and plays what arrives, jitter-buffered, into an
+//! [`AudioSink`](ringwire_media::audio_io::AudioSink). The driver keeps it in step with
+//! the call: muted, nothing is sent; on hold (ours or the far end's), nothing is sent
+//! or played; when the call ends, the audio stops. The returned [`AudioHandle`] says
+//! when audio flows and gives the engine's counters; dropping it stops the audio.
+//!
+//! ```no_run
+//! # use ringwire_calling::{AudioOptions, SignalingClient};
+//! # use ringwire_signaling::CallId;
+//! use ringwire_media::audio_io::{ToneSource, WavSink};
+//!
+//! # async fn run(client: SignalingClient, call: CallId) -> Result<(), Box<dyn std::error::Error>> {
+//! let options = AudioOptions::new(ToneSource::new(440.0, 0.25)?, WavSink::create("heard.wav")?);
+//! let audio = client.start_audio(&call, options).await?;
+//! audio.wait_connected().await?;
+//! // ... the call goes on; when it ends, the audio stops and the WAV file is finished.
+//! println!("{:?}", audio.stats());
+//! # Ok(()) }
+//! ```
+//!
+//! Stopping audio leaves the call alone; the server, though, takes a media path that
+//! stays silent for long (about 20 s) as lost and drops the participant. To pause,
+//! mute or hold; to switch devices, start audio again.
+//!
 //! # Reconnecting
 //! When the transport fails, or the server stops answering pings, the session keeps
 //! its calls ([`ConnectionState::Reconnecting`](ringwire_signaling::ConnectionState::Reconnecting)) and the driver reconnects after
@@ -70,8 +99,10 @@ mod driver;
 mod error;
 #[cfg(feature = "loadtest")]
 pub mod loadtest;
+mod media;
 pub mod transport;
 
 pub use client::{ConnectOptions, EventStream, SignalingClient};
 pub use error::{Error, TransportError};
+pub use media::{AudioEnd, AudioHandle, AudioOptions, AudioState};
 pub use transport::{Connector, Endpoint, Transport, Trust};
