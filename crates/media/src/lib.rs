@@ -9,6 +9,7 @@ pub mod analysis;
 pub mod audio_io;
 pub mod client;
 pub mod codec;
+pub mod echo;
 #[cfg(any(fuzzing, feature = "arbitrary"))]
 #[doc(hidden)]
 pub mod fuzzing;

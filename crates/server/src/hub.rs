@@ -332,6 +332,20 @@ impl Hub {
                 self.connections.remove(&connection);
             }
             Command::Gateway(GatewayCommand::Dial {
+                call_id,
+                target: Identifier::EchoService,
+                ..
+            }) => {
+                // The media worker runs the echo bot: it joins the room as soon as the
+                // controller says the leg answered, and reports when the test is over.
+                self.controller.handle_gateway_event(
+                    &call_id,
+                    &Identifier::EchoService,
+                    GatewayEvent::Answered,
+                    now,
+                );
+            }
+            Command::Gateway(GatewayCommand::Dial {
                 call_id, target, ..
             }) => {
                 // No PSTN trunk and no echo bot run in this server yet: the leg fails
@@ -392,6 +406,16 @@ impl Hub {
                 call_id,
                 participant,
             } => self.controller.handle_media_failure(&call_id, &participant),
+            MediaEvent::LegEnded {
+                call_id,
+                target,
+                reason,
+            } => self.controller.handle_gateway_event(
+                &call_id,
+                &target,
+                GatewayEvent::Ended(reason),
+                now,
+            ),
             MediaEvent::DominantSpeakers { call_id, speakers } => {
                 self.controller.set_dominant_speakers(&call_id, speakers);
             }

@@ -20,7 +20,11 @@
 //! The worker stops when every [`MediaHandle`] is gone (the hub's goes when the hub
 //! stops, the server's in [`crate::RunningServer::shut_down`]).
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
+
+use ringwire_media::echo::{EchoBot, EchoConfig, EchoOutput};
+use ringwire_signaling::EndReason;
 
 use ringwire_media::router::{StreamKind, SubscriberKind};
 use ringwire_media::server::{MediaServer, MediaServerConfig, MediaServerStats, ServerEvent};
@@ -80,6 +84,15 @@ pub(crate) enum MediaEvent {
         /// Who.
         speakers: Vec<Identifier>,
     },
+    /// A leg the media plane serves itself (the echo service) is over.
+    LegEnded {
+        /// The call.
+        call_id: CallId,
+        /// The leg.
+        target: Identifier,
+        /// Why.
+        reason: EndReason,
+    },
     /// What a participant's video receive slots show changed.
     VideoSlots {
         /// The call.
@@ -128,6 +141,8 @@ struct Worker {
     metrics: MediaMetrics,
     /// A command or event may have changed who is connected (for the gauge).
     participants_changed: bool,
+    /// Echo test calls (`8:echo123`), one bot per call.
+    echo: BTreeMap<CallId, EchoBot>,
 }
 
 impl MediaSocket {
@@ -171,6 +186,7 @@ impl MediaSocket {
             hub,
             metrics: metrics.clone(),
             participants_changed: false,
+            echo: BTreeMap::new(),
         };
         (MediaHandle { tx, metrics }, tokio::spawn(worker.run()))
     }
@@ -216,7 +232,12 @@ impl Worker {
         let mut buf = vec![0u8; RECV_BUFFER];
         tracing::info!(candidate = %self.candidate, "media worker started");
         loop {
-            let deadline = self.server.poll_timeout().map(Instant::from_std);
+            let echo = self.echo.values().filter_map(EchoBot::poll_timeout).min();
+            let deadline = match (self.server.poll_timeout(), echo) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+            .map(Instant::from_std);
             tokio::select! {
                 received = self.socket.recv_from(&mut buf) => match received {
                     Ok((n, source)) => self.receive(source, buf.get(..n).unwrap_or_default()),
@@ -230,7 +251,9 @@ impl Worker {
                     None => break,
                 },
                 () = sleep_until(deadline) => {
-                    self.server.handle_timeout(Instant::now().into_std());
+                    let now = Instant::now().into_std();
+                    self.server.handle_timeout(now);
+                    self.tick_echo(now);
                 }
             }
             self.drain();
@@ -278,6 +301,10 @@ impl Worker {
                 participant,
                 client,
             } => {
+                if participant == Identifier::EchoService {
+                    self.join_echo(call_id, now);
+                    return;
+                }
                 let joined = self.server.join(&call_id, &participant, now);
                 let kind = match client {
                     ClientKind::Web => SubscriberKind::Web,
@@ -297,7 +324,12 @@ impl Worker {
             MediaCommand::Leave {
                 call_id,
                 participant,
-            } => self.server.leave(&call_id, &participant),
+            } => {
+                if participant == Identifier::EchoService {
+                    self.echo.remove(&call_id);
+                }
+                self.server.leave(&call_id, &participant);
+            }
             MediaCommand::Update {
                 call_id,
                 participant,
@@ -328,7 +360,10 @@ impl Worker {
                 pinned,
                 now,
             ),
-            MediaCommand::CloseCall { call_id } => self.server.close_call(&call_id),
+            MediaCommand::CloseCall { call_id } => {
+                self.echo.remove(&call_id);
+                self.server.close_call(&call_id);
+            }
             MediaCommand::Payload {
                 call_id,
                 from,
@@ -372,7 +407,74 @@ impl Worker {
     }
 
     /// The drain rule: send every transmit, hand every event to the hub.
+    /// The echo service answered a call: a bot joins the room as a local participant.
+    fn join_echo(&mut self, call_id: CallId, now: std::time::Instant) {
+        let bot = EchoBot::new(EchoConfig::default(), now);
+        let joined = self
+            .server
+            .join_local(&call_id, &Identifier::EchoService, now);
+        match (bot, joined) {
+            (Ok(bot), Ok(())) => {
+                self.echo.insert(call_id, bot);
+            }
+            (Err(error), _) => self.echo_failed(call_id, &error.to_string()),
+            (_, Err(error)) => self.echo_failed(call_id, &error.to_string()),
+        }
+    }
+
+    fn echo_failed(&mut self, call_id: CallId, error: &str) {
+        // Only the server's own codec setup can fail here; the caller hears why.
+        tracing::error!(%call_id, %error, "echo service could not start");
+        self.hub.media_event(MediaEvent::LegEnded {
+            call_id,
+            target: Identifier::EchoService,
+            reason: EndReason::server_error(),
+        });
+    }
+
+    /// The echo bots' 20 ms ticks: their packets go into their calls; a finished
+    /// test hangs up.
+    fn tick_echo(&mut self, now: std::time::Instant) {
+        let mut ended = Vec::new();
+        for (call_id, bot) in &mut self.echo {
+            bot.handle_timeout(now);
+            while let Some(output) = bot.poll_output() {
+                match output {
+                    EchoOutput::Audio {
+                        seq,
+                        rtp_time,
+                        level,
+                        packet,
+                    } => self.server.send_local_audio(
+                        call_id,
+                        &Identifier::EchoService,
+                        seq,
+                        rtp_time,
+                        level,
+                        &packet,
+                        now,
+                    ),
+                    EchoOutput::Done => ended.push(call_id.clone()),
+                }
+            }
+        }
+        for call_id in ended {
+            self.echo.remove(&call_id);
+            self.hub.media_event(MediaEvent::LegEnded {
+                call_id,
+                target: Identifier::EchoService,
+                reason: EndReason::normal(),
+            });
+        }
+    }
+
     fn drain(&mut self) {
+        let now = Instant::now().into_std();
+        while let Some(audio) = self.server.poll_local_audio() {
+            if let Some(bot) = self.echo.get_mut(&audio.call) {
+                bot.handle_audio(&audio.packet, now);
+            }
+        }
         while let Some(transmit) = self.server.poll_transmit() {
             // Never wait for the socket: a full send buffer drops the datagram, as a
             // congested network would, rather than stalling every call.
@@ -394,6 +496,10 @@ impl Worker {
             match event {
                 ServerEvent::Connected { call, participant } => {
                     tracing::debug!(call_id = %call, %participant, "media connected");
+                    // The echo test's caller can hear it now.
+                    if let Some(bot) = self.echo.get_mut(&call) {
+                        bot.start(now);
+                    }
                 }
                 ServerEvent::Failed {
                     call,
