@@ -35,6 +35,9 @@ pub enum Error {
     /// No RTP port is free in the configured range.
     #[error("no free RTP port in the configured range")]
     NoRtpPort,
+    /// The SIP stack failed (transport error, transaction timeout).
+    #[error("sip: {0}")]
+    Sip(String),
     /// A socket operation failed.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),

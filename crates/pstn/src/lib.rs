@@ -16,5 +16,6 @@ pub mod g711;
 pub mod media;
 pub mod resample;
 pub mod rtp;
+pub mod sip;
 
 pub use error::{Error, Malformed};

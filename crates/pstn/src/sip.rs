@@ -1,0 +1,392 @@
+//! The SIP side: an ezk endpoint and outbound legs towards a trunk.
+//!
+//! ezk is behind [`SipEndpoint`] and [`dial`]: the rest of the gateway sees
+//! [`LegOutput`]s and plain channels, so the stack can be swapped. INVITE/ACK/BYE
+//! and retransmissions are ezk's transaction layer; we only decide.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytesstr::BytesStr;
+use ezk_sdp_types::{SessionDescription, TaggedAddress};
+use ezk_sip_core::Endpoint;
+use ezk_sip_types::header::typed::{Contact, ContentType};
+use ezk_sip_types::uri::NameAddr;
+use ezk_sip_types::uri::SipUri;
+use ezk_sip_ua::dialog::DialogLayer;
+use ezk_sip_ua::invite::initiator::{EarlyResponse, InviteInitiator, Response};
+use ezk_sip_ua::invite::{InviteLayer, create_ack};
+use ringwire_signaling::EndReason;
+use ringwire_signaling::controller::GatewayEvent;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use crate::error::Error;
+use crate::g711::G711;
+use crate::media::{CallAudio, PhoneMedia, PhoneMediaConfig, PhoneMediaEvent, RemoteMedia};
+use crate::rtp::{DtmfDigit, MAX_DATAGRAM};
+
+/// The SIP status a final response carried, mapped one to one to an end reason.
+#[must_use]
+pub fn end_reason(code: u16) -> EndReason {
+    match code {
+        486 | 600 => EndReason::busy(),
+        480 => EndReason::unavailable(),
+        404 | 484 | 604 => EndReason::not_found(),
+        603 => EndReason::declined(),
+        487 => EndReason::cancelled(),
+        408 => EndReason::no_answer(),
+        403 => EndReason::forbidden("the trunk refused the call"),
+        c if (500..600).contains(&c) => EndReason::new(c, 0, "the trunk failed"),
+        c => EndReason::new(c, 0, "the phone call failed"),
+    }
+}
+
+/// Our SIP endpoint (UDP).
+#[derive(Clone)]
+pub struct SipEndpoint {
+    endpoint: Endpoint,
+    advertised: IpAddr,
+    port: u16,
+}
+
+impl std::fmt::Debug for SipEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SipEndpoint")
+            .field("advertised", &self.advertised)
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SipEndpoint {
+    /// Binds the SIP socket.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the address cannot be bound.
+    pub async fn bind(listen: SocketAddr, advertised: Option<IpAddr>) -> Result<Self, Error> {
+        let mut builder = Endpoint::builder();
+        builder.add_layer(DialogLayer::default());
+        builder.add_layer(InviteLayer::default());
+        builder.user_agent("ringwire");
+        let tp = builder.bind_udp(listen).await?;
+        let bound = tp.bound();
+        Ok(SipEndpoint {
+            endpoint: builder.build(),
+            advertised: advertised.unwrap_or(bound.ip()),
+            port: bound.port(),
+        })
+    }
+
+    /// The bound SIP port.
+    #[must_use]
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+/// What a leg reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LegOutput {
+    /// For `CallController::handle_gateway_event`.
+    Event(GatewayEvent),
+    /// One 20 ms opus frame of the phone's voice for the media plane.
+    Audio(CallAudio),
+    /// The phone pressed a key.
+    Dtmf(DtmfDigit),
+}
+
+/// What the call side tells a running leg.
+#[derive(Debug, Clone)]
+pub enum LegInput {
+    /// One 20 ms opus packet the phone should hear.
+    Audio(Arc<[u8]>),
+    /// Send a key.
+    Dtmf(DtmfDigit),
+    /// Hang up (CANCEL before an answer, BYE after).
+    HangUp,
+}
+
+/// Everything one outbound leg needs.
+#[derive(Debug, Clone)]
+pub struct DialRequest {
+    /// The trunk's SIP address.
+    pub trunk: SocketAddr,
+    /// The number to call (E.164 with `+`).
+    pub number: String,
+    /// The caller id to present (an owned number), if any.
+    pub caller_id: Option<String>,
+    /// The leg's RTP socket address (bound by the caller in the port range).
+    pub rtp: SocketAddr,
+    /// Give up ringing after this (408).
+    pub ring_timeout: Duration,
+    /// Hang up after this long connected.
+    pub max_duration: Duration,
+    /// Media settings.
+    pub media: PhoneMediaConfig,
+}
+
+fn sdp_offer(ip: IpAddr, port: u16, session: u32) -> String {
+    let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
+    format!(
+        "v=0\r\no=ringwire {session} 1 IN {family} {ip}\r\ns=ringwire\r\nc=IN {family} {ip}\r\nt=0 0\r\n\
+         m=audio {port} RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
+         a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\na=sendrecv\r\n"
+    )
+}
+
+/// The far end's audio from an SDP answer: the first audio section with PCMU or PCMA.
+#[must_use]
+pub fn remote_media(sdp: &SessionDescription) -> Option<RemoteMedia> {
+    let m = sdp.media_descriptions.iter().find(|m| {
+        m.media.port != 0
+            && m.media
+                .fmts
+                .iter()
+                .any(|f| G711::from_payload_type(*f).is_some())
+    })?;
+    let connection = m.connection.as_ref().or(sdp.connection.as_ref())?;
+    let ip: IpAddr = match &connection.address {
+        TaggedAddress::IP4(v4) => (*v4).into(),
+        TaggedAddress::IP6(v6) => (*v6).into(),
+        _ => return None,
+    };
+    let codec = m
+        .media
+        .fmts
+        .iter()
+        .find_map(|f| G711::from_payload_type(*f))?;
+    let dtmf_payload_type = m
+        .rtpmap
+        .iter()
+        .find(|r| r.encoding.eq_ignore_ascii_case("telephone-event") && r.clock_rate == 8000)
+        .map(|r| r.payload);
+    Some(RemoteMedia {
+        address: SocketAddr::new(ip, m.media.port),
+        codec,
+        dtmf_payload_type,
+    })
+}
+
+fn sdp_of(body: &[u8]) -> Option<SessionDescription> {
+    if body.is_empty() {
+        return None;
+    }
+    let text = BytesStr::from_utf8_bytes(bytes::Bytes::copy_from_slice(body)).ok()?;
+    SessionDescription::parse(&text).ok()
+}
+
+/// Dials `request.number` through the trunk and runs the leg until it ends: the
+/// last output is always `LegOutput::Event(GatewayEvent::Ended(..))`.
+pub async fn dial(
+    sip: SipEndpoint,
+    request: DialRequest,
+    socket: UdpSocket,
+    mut input: mpsc::Receiver<LegInput>,
+    output: mpsc::Sender<LegOutput>,
+) {
+    let reason = match run_outbound(&sip, &request, &socket, &mut input, &output).await {
+        Ok(reason) => reason,
+        Err(e) => {
+            tracing::debug!(error = %e, "outbound leg failed");
+            EndReason::server_error()
+        }
+    };
+    let _ = output
+        .send(LegOutput::Event(GatewayEvent::Ended(reason)))
+        .await;
+}
+
+async fn run_outbound(
+    sip: &SipEndpoint,
+    request: &DialRequest,
+    socket: &UdpSocket,
+    input: &mut mpsc::Receiver<LegInput>,
+    output: &mpsc::Sender<LegOutput>,
+) -> Result<EndReason, Error> {
+    let bad_uri = |_| Error::Config("cannot build a SIP URI for the trunk".into());
+    let target: SipUri = format!("sip:{}@{}", request.number, request.trunk)
+        .parse()
+        .map_err(bad_uri)?;
+    let from_user = request.caller_id.as_deref().unwrap_or("anonymous");
+    let host = SocketAddr::new(sip.advertised, sip.port);
+    let from: SipUri = format!("sip:{from_user}@{host}").parse().map_err(bad_uri)?;
+    let contact: SipUri = format!("sip:ringwire@{host}").parse().map_err(bad_uri)?;
+    let mut initiator = InviteInitiator::new(
+        sip.endpoint.clone(),
+        NameAddr::uri(from),
+        Contact::new(NameAddr::uri(contact)),
+        target,
+    );
+    initiator.support_100rel = false;
+    initiator.support_timer = false;
+    let mut invite = initiator.create_invite();
+    invite
+        .headers
+        .insert_named(&ContentType(BytesStr::from_static("application/sdp")));
+    invite.body = sdp_offer(sip.advertised, request.rtp.port(), request.media.ssrc).into();
+    initiator.send_invite(invite).await.map_err(sip_error)?;
+
+    let mut media = PhoneMedia::new(request.media)?;
+    let ring_deadline = tokio::time::Instant::now() + request.ring_timeout;
+    let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+    // Ringing: wait for the final response; early media plays meanwhile.
+    let mut early = Vec::new();
+    let (mut session, final_response) = loop {
+        tokio::select! {
+            response = initiator.receive() => match response.map_err(sip_error)? {
+                Response::Provisional(r) => {
+                    if r.line.code.into_u16() == 180 {
+                        let _ = output.send(LegOutput::Event(GatewayEvent::Ringing)).await;
+                    }
+                }
+                Response::Early(e, r, _) => {
+                    let code = r.line.code.into_u16();
+                    if let Some(remote) = sdp_of(&r.body).as_ref().and_then(remote_media) {
+                        media.set_remote(remote, std::time::Instant::now());
+                        let _ = output.send(LegOutput::Event(GatewayEvent::EarlyMedia)).await;
+                    } else if code == 180 {
+                        let _ = output.send(LegOutput::Event(GatewayEvent::Ringing)).await;
+                    }
+                    early.push(e);
+                }
+                Response::Failure(r) => return Ok(end_reason(r.line.code.into_u16())),
+                Response::Session(s, r) => break (s, r),
+                Response::EarlyEvent => {}
+                Response::Finished => return Ok(EndReason::no_answer()),
+            },
+            Some(resp) = next_early(&mut early) => {
+                if let EarlyResponse::Success(s, r) = resp { break (s, r) }
+            }
+            recv = socket.recv_from(&mut buf) => {
+                let (n, from) = recv?;
+                forward_media(&mut media, &buf[..n.min(buf.len())], from, output).await;
+            }
+            msg = input.recv() => match msg {
+                Some(LegInput::Audio(p)) => {
+                    media.handle_call_audio(&p, std::time::Instant::now());
+                    flush(&mut media, socket).await;
+                }
+                Some(LegInput::Dtmf(_)) => {}
+                Some(LegInput::HangUp) | None => {
+                    initiator.cancel().await.map_err(sip_error)?;
+                    return Ok(EndReason::cancelled());
+                }
+            },
+            () = tokio::time::sleep_until(ring_deadline) => {
+                initiator.cancel().await.map_err(sip_error)?;
+                return Ok(EndReason::no_answer());
+            }
+        }
+    };
+    // RFC 3261 §13.2.2.4: ACK the 2xx.
+    let mut ack = create_ack(&session.dialog, final_response.base_headers.cseq.cseq)
+        .await
+        .map_err(sip_error)?;
+    session.endpoint.send_outgoing_request(&mut ack).await?;
+    initiator.set_acknowledge(&session, ack);
+    if let Some(remote) = sdp_of(&final_response.body).as_ref().and_then(remote_media) {
+        media.set_remote(remote, std::time::Instant::now());
+    }
+    let _ = output.send(LegOutput::Event(GatewayEvent::Answered)).await;
+
+    let hard_stop = tokio::time::Instant::now() + request.max_duration;
+    loop {
+        let media_due = media
+            .poll_timeout()
+            .map(tokio::time::Instant::from_std)
+            .unwrap_or(hard_stop);
+        tokio::select! {
+            event = session.run() => match event.map_err(sip_error)? {
+                ezk_sip_ua::invite::session::InviteSessionEvent::Bye(bye) => {
+                    let _ = session.handle_bye(bye).await;
+                    return Ok(EndReason::normal());
+                }
+                ezk_sip_ua::invite::session::InviteSessionEvent::Terminated => {
+                    return Ok(EndReason::normal());
+                }
+                _ => {}
+            },
+            recv = socket.recv_from(&mut buf) => {
+                let (n, from) = recv?;
+                forward_media(&mut media, &buf[..n.min(buf.len())], from, output).await;
+            }
+            msg = input.recv() => match msg {
+                Some(LegInput::Audio(p)) => {
+                    media.handle_call_audio(&p, std::time::Instant::now());
+                    flush(&mut media, socket).await;
+                }
+                Some(LegInput::Dtmf(d)) => {
+                    media.send_dtmf(d, std::time::Instant::now());
+                    flush(&mut media, socket).await;
+                }
+                Some(LegInput::HangUp) | None => {
+                    let _ = session.terminate().await;
+                    return Ok(EndReason::normal());
+                }
+            },
+            () = tokio::time::sleep_until(media_due) => {
+                media.handle_timeout(tokio::time::Instant::now().into_std());
+                flush(&mut media, socket).await;
+                while let Some(e) = media.poll_event() {
+                    if e == PhoneMediaEvent::TimedOut {
+                        let _ = session.terminate().await;
+                        return Ok(EndReason::media_failure());
+                    }
+                }
+                if tokio::time::Instant::now() >= hard_stop {
+                    let _ = session.terminate().await;
+                    return Ok(EndReason::new(0, 4900, "maximum call duration reached"));
+                }
+            }
+        }
+    }
+}
+
+async fn next_early(early: &mut [ezk_sip_ua::invite::initiator::Early]) -> Option<EarlyResponse> {
+    if early.is_empty() {
+        return std::future::pending().await;
+    }
+    std::future::poll_fn(|cx| {
+        for e in early.iter_mut() {
+            if let std::task::Poll::Ready(r) = e.poll_receive(cx) {
+                return std::task::Poll::Ready(r.ok());
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
+async fn forward_media(
+    media: &mut PhoneMedia,
+    datagram: &[u8],
+    from: SocketAddr,
+    output: &mpsc::Sender<LegOutput>,
+) {
+    let now = tokio::time::Instant::now().into_std();
+    if let Err(e) = media.handle_receive(now, from, datagram) {
+        tracing::debug!(%from, error = %e, "bad RTP dropped");
+    }
+    while let Some(frame) = media.poll_audio() {
+        let _ = output.send(LegOutput::Audio(frame)).await;
+    }
+    while let Some(event) = media.poll_event() {
+        if let PhoneMediaEvent::Dtmf(d) = event {
+            let _ = output.send(LegOutput::Dtmf(d)).await;
+        }
+    }
+}
+
+async fn flush(media: &mut PhoneMedia, socket: &UdpSocket) {
+    while let Some(t) = media.poll_transmit() {
+        if let Err(e) = socket.send_to(&t.contents, t.destination).await {
+            tracing::debug!(error = %e, "RTP send failed");
+        }
+    }
+}
+
+fn sip_error(e: ezk_sip_core::Error) -> Error {
+    Error::Sip(e.to_string())
+}
