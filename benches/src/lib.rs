@@ -1,2 +1,6 @@
 //! Criterion benches of Ringwire's sans-IO cores; the benches are under `benches/`
-//! (`cargo bench -p ringwire-benches`). This library is empty.
+//! (`cargo bench -p ringwire-benches`). The library holds what several benches share:
+//! the in-process media plane of [`plane`] and the thread CPU clock of [`cpu`].
+
+pub mod cpu;
+pub mod plane;
