@@ -6,18 +6,37 @@
 //! | target | function | checks |
 //! |---|---|---|
 //! | `jitter_ops` | [`run_jitter_ops`] | a [`JitterScenario`] of [`JitterOp`]s (packets with arbitrary sequence numbers, timestamps, payload sizes and arrival times; pulls at arbitrary times) replayed against a [`JitterBuffer`]: no panic; memory bounded (packets held ≤ `max_packets`); every frame is exactly 960 samples; counters add up |
+//! | `rtp_payload` | [`run_payload_scenario`] | a [`PayloadScenario`], one of three: arbitrary opus payloads and RFC 6464 levels into a three-participant [`Mixer`] with ticks, mute, hold and removal ([`MixerOp`]); arbitrary datagrams, edited handshake datagrams and arbitrary or edited SDP offers and answers against a [`MediaServer`] with one joined participant whose offer was accepted, and its [`CallMedia`] ([`WireOp`]); SRTP packets with arbitrary payloads, levels, sequence numbers and timestamps from three connected participants ([`RtpOp`]). No panic; memory bounded (operations, sizes and SDP operations capped, outputs drained); counters add up; no audio to anyone removed or on hold; events name members; no server timer stays due after the drain |
 //!
 //! ```text
 //! cd fuzz
 //! cargo +nightly fuzz run jitter_ops -- -max_total_time=60
+//! cargo +nightly fuzz run rtp_payload -- -max_total_time=60
 //! ```
+//!
+//! `rtp_payload` runs tens of inputs per second, not thousands: its server and
+//! connected scenarios build str0m `Rtc`s (a certificate each) and run DTLS
+//! handshakes. libFuzzer grows its input length slowly from a few bytes; for long
+//! scenarios early, add `-max_len=4096 -len_control=0`.
+//!
+//! `tests/fuzz_replay.rs` replays `rtp_payload` on stable over seeded inputs.
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use arbitrary::Arbitrary;
+use arbitrary::{Arbitrary, Unstructured};
+use str0m::change::SdpAnswer;
+use str0m::format::Codec;
+use str0m::media::{Direction, MediaKind, Mid, Pt};
+use str0m::rtp::{ExtensionValues, RtpWrite, SeqNo};
+use str0m::{Candidate, Event, Input, Output, Rtc};
 
-use crate::codec::{Channels, Encoder, FRAME_SAMPLES, OpusConfig};
+use crate::client::{CallMedia, CallMediaConfig};
+use crate::codec::{Channels, Encoder, FRAME_DURATION, FRAME_SAMPLES, MAX_PACKET_SIZE, OpusConfig};
 use crate::jitter::{AudioPacket, JitterBuffer, JitterConfig};
+use crate::mixer::{MixKind, Mixer, MixerConfig};
+use crate::rtc::MediaError;
+use crate::server::{MediaServer, MediaServerConfig, ServerEvent};
 
 /// One operation on the jitter buffer.
 #[derive(Debug, Clone, Arbitrary)]
@@ -158,6 +177,981 @@ pub fn run_jitter_ops(scenario: &JitterScenario) {
             assert!(at >= t0);
         }
     }
+}
+
+// ---------------------------------------------------------------------------------
+// rtp_payload: our handling of what arrives from the network.
+// ---------------------------------------------------------------------------------
+
+/// Operations of a scenario at most (inputs longer than this are cut).
+const MAX_OPS: usize = 256;
+
+/// Operations of a [`PayloadScenario::Connected`] scenario at most (each may run
+/// str0m and the mixer for a while).
+const MAX_CONNECTED_OPS: usize = 128;
+
+/// Packets of one [`RtpOp::Talk`] at most.
+const MAX_TALK: u8 = 50;
+
+/// SDP operations of a scenario at most (each builds an `Rtc`, with its certificate).
+const MAX_SDP_OPS: usize = 8;
+
+/// Bytes of one fuzzed payload or datagram at most.
+const MAX_BYTES: usize = 2 * MAX_PACKET_SIZE;
+
+/// Bytes of one fuzzed SDP text at most.
+const MAX_SDP: usize = 16 * 1024;
+
+/// `handle_timeout` rounds after which a timer that is still due at `now` is a finding:
+/// a driver following the drain rule would spin on it.
+const MAX_TIMEOUT_ROUNDS: usize = 8;
+
+/// The one call of the payload scenarios.
+const CALL: u32 = 7;
+
+/// The server's address in the payload scenarios.
+fn server_addr() -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, 1], 5000))
+}
+
+/// Client `i`'s address in the payload scenarios.
+fn client_addr(i: u8) -> SocketAddr {
+    SocketAddr::from(([10, 0, 1, i], 6000))
+}
+
+/// An address nobody in the scenario uses.
+fn stray_addr() -> SocketAddr {
+    SocketAddr::from(([192, 0, 2, 9], 9))
+}
+
+/// One input of the `rtp_payload` target: the part of the path from the network to
+/// the mixer that it drives.
+#[derive(Debug, Clone, Arbitrary)]
+pub enum PayloadScenario {
+    /// A three-participant [`Mixer`] fed arbitrary opus payloads and RFC 6464 levels,
+    /// with ticks, mute, hold, removal and return (pass-through and mixing).
+    Mixer(Vec<MixerOp>),
+    /// A [`MediaServer`] with one joined participant whose offer was accepted, and that
+    /// participant's [`CallMedia`]: arbitrary datagrams (demultiplexing, routing,
+    /// str0m's STUN, DTLS, RTP and RTCP parsing behind our wrapper) interleaved with the
+    /// real handshake, arbitrary and edited SDP offers and answers.
+    Wire(Vec<WireOp>),
+    /// Three participants connected to a [`MediaServer`] (ICE, DTLS-SRTP) whose clients
+    /// send SRTP packets with arbitrary payloads, audio levels, sequence numbers and
+    /// timestamps: the server's mixing queue, level parsing, forwarding and the mixer's
+    /// decoders, through real SRTP.
+    Connected(Vec<RtpOp>),
+}
+
+/// What a payload carries.
+#[derive(Debug, Clone, Arbitrary)]
+pub enum Payload {
+    /// Arbitrary bytes.
+    Raw(Vec<u8>),
+    /// A real 20 ms opus packet of a tone (`voiced`) or of silence.
+    Opus {
+        /// Tone or silence.
+        voiced: bool,
+    },
+    /// A real opus packet with bytes changed: `(index, xor)`, index modulo its length.
+    Mutated {
+        /// Tone or silence.
+        voiced: bool,
+        /// Where and how to change it.
+        flips: Vec<(u16, u8)>,
+    },
+}
+
+/// One operation on the three-participant mixer.
+#[derive(Debug, Clone, Arbitrary)]
+pub enum MixerOp {
+    /// A packet of participant `participant % 3` with RFC 6464 `level` (`-dBov`).
+    Packet {
+        /// Who.
+        participant: u8,
+        /// Its level, any byte (0..=127 is the RFC's range).
+        level: u8,
+        /// The payload.
+        payload: Payload,
+    },
+    /// The clock moves `ms` and the tick runs when due.
+    Tick {
+        /// Milliseconds.
+        ms: u8,
+    },
+    /// Mute or unmute.
+    Mute {
+        /// Who.
+        participant: u8,
+        /// Muted.
+        muted: bool,
+    },
+    /// Hold or resume.
+    Hold {
+        /// Who.
+        participant: u8,
+        /// On hold.
+        on_hold: bool,
+    },
+    /// Removes a participant, or adds it back.
+    Toggle {
+        /// Who.
+        participant: u8,
+    },
+}
+
+/// One operation on the server with one joined participant.
+#[derive(Debug, Clone, Arbitrary)]
+pub enum WireOp {
+    /// Arbitrary bytes to the server from `source % 3`: the participant's address, a
+    /// stray one, the server's own.
+    Datagram {
+        /// Which source.
+        source: u8,
+        /// The datagram.
+        bytes: Vec<u8>,
+    },
+    /// Arbitrary bytes after a first byte of STUN (0x00, 0x01), DTLS (22) or RTP/RTCP
+    /// (0x80), from the participant's address: past the demultiplexer into str0m.
+    Framed {
+        /// Which protocol (`kind % 4`: STUN request, STUN response, DTLS, RTP).
+        kind: u8,
+        /// The rest of the datagram.
+        bytes: Vec<u8>,
+    },
+    /// The real datagrams queued on both sides are delivered.
+    Exchange,
+    /// The client's next real datagram with one byte changed, then delivered.
+    Corrupt {
+        /// Byte index, modulo the datagram's length.
+        at: u16,
+        /// What to xor it with.
+        xor: u8,
+    },
+    /// The clock moves `ms`; both sides run their timers.
+    Advance {
+        /// Milliseconds.
+        ms: u16,
+    },
+    /// An SDP offer, for the joined participant or one who never joined.
+    Offer {
+        /// For the joined participant.
+        joined: bool,
+        /// The text.
+        sdp: String,
+    },
+    /// The client's real offer with one line replaced (or `text` inserted before it).
+    EditedOffer {
+        /// Line index, modulo the number of lines.
+        line: u8,
+        /// The new line.
+        text: String,
+        /// Insert instead of replacing.
+        insert: bool,
+    },
+    /// An SDP answer to a fresh client's offer.
+    Answer {
+        /// The text.
+        sdp: String,
+    },
+    /// The server's real answer to a fresh client, edited like [`WireOp::EditedOffer`],
+    /// given to that client.
+    EditedAnswer {
+        /// Line index, modulo the number of lines.
+        line: u8,
+        /// The new line.
+        text: String,
+        /// Insert instead of replacing.
+        insert: bool,
+    },
+    /// The client sends a 20 ms frame of a tone (SRTP once connected).
+    Audio,
+}
+
+/// One operation on three connected participants.
+#[derive(Debug, Clone, Arbitrary)]
+pub enum RtpOp {
+    /// Client `from % 3` sends one SRTP packet.
+    Send {
+        /// Who.
+        from: u8,
+        /// Extended sequence number: the low 16 bits go on the wire, the rest is the
+        /// SRTP rollover counter the sender assumes.
+        seq: u32,
+        /// RTP timestamp.
+        timestamp: u32,
+        /// The audio-level extension as str0m carries it (`-dBov`, negative), if any.
+        level: Option<i8>,
+        /// The voice-activity flag of the extension.
+        voice: bool,
+        /// The RTP marker bit.
+        marker: bool,
+        /// The payload.
+        payload: Payload,
+    },
+    /// Client `from % 3` sends `count` packets of real opus, in sequence.
+    Talk {
+        /// Who.
+        from: u8,
+        /// Packets (at most 255), one per 20 ms.
+        count: u8,
+    },
+    /// Arbitrary bytes from client `from % 3`'s address.
+    Datagram {
+        /// Whose address.
+        from: u8,
+        /// The datagram.
+        bytes: Vec<u8>,
+    },
+    /// The clock moves `ms`; everyone runs timers; datagrams are delivered.
+    Advance {
+        /// Milliseconds.
+        ms: u16,
+    },
+    /// `MediaServer::update` for participant `who % 3`.
+    Update {
+        /// Who.
+        who: u8,
+        /// Muted.
+        muted: bool,
+        /// On hold.
+        on_hold: bool,
+    },
+    /// Participant `who % 3` leaves the call's media.
+    Leave {
+        /// Who.
+        who: u8,
+    },
+}
+
+/// What replaying a [`PayloadScenario`] reached, so a replay test can tell that its
+/// inputs got somewhere.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PayloadReport {
+    /// Operations run.
+    pub ops: usize,
+    /// Mixer packets decoded (mixer scenarios and the server's mixer).
+    pub decoded: u64,
+    /// Mixer frames encoded.
+    pub encoded: u64,
+    /// Packets forwarded unchanged.
+    pub forwarded: u64,
+    /// Audio packets the server received through SRTP.
+    pub audio_in: u64,
+    /// Datagrams the server claimed / did not claim.
+    pub datagrams_in: u64,
+    /// Datagrams nobody claimed.
+    pub datagrams_unknown: u64,
+    /// Offers accepted / refused.
+    pub offers_accepted: u64,
+    /// Offers refused.
+    pub offers_refused: u64,
+    /// Answers a client accepted / refused.
+    pub answers_accepted: u64,
+    /// Answers refused.
+    pub answers_refused: u64,
+    /// Participants connected at the end.
+    pub connected: usize,
+}
+
+/// The `rtp_payload` target on raw bytes (the replay tests' entry).
+pub fn rtp_payload(data: &[u8]) -> PayloadReport {
+    match PayloadScenario::arbitrary_take_rest(Unstructured::new(data)) {
+        Ok(scenario) => run_payload_scenario(&scenario),
+        Err(_) => PayloadReport::default(),
+    }
+}
+
+/// Replays `scenario`, checking the invariants after every operation: no panic;
+/// memory bounded (operations and sizes capped, every output drained); the counters
+/// add up; nobody removed, on hold or unknown is sent audio; no server timer stays due
+/// at `now` after the drain.
+///
+/// # Panics
+/// When an invariant does not hold (that is the finding).
+pub fn run_payload_scenario(scenario: &PayloadScenario) -> PayloadReport {
+    match scenario {
+        PayloadScenario::Mixer(ops) => run_mixer_ops(ops),
+        PayloadScenario::Wire(ops) => run_wire_ops(ops),
+        PayloadScenario::Connected(ops) => run_connected_ops(ops),
+    }
+}
+
+/// Pseudo-random bytes for seed `seed` (xorshift64): the replay tests' stand-in for
+/// the fuzzer's inputs.
+#[must_use]
+pub fn seeded_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Real opus packets for [`Payload::Opus`] and [`Payload::Mutated`].
+struct OpusSource {
+    encoder: Encoder,
+    tone: Vec<i16>,
+    silence: Vec<i16>,
+    samples: u64,
+}
+
+impl OpusSource {
+    fn new() -> Self {
+        Self {
+            encoder: Encoder::new(OpusConfig {
+                dtx: false,
+                ..OpusConfig::default()
+            })
+            .expect("the default config is valid"),
+            tone: vec![0; FRAME_SAMPLES],
+            silence: vec![0; FRAME_SAMPLES],
+            samples: 0,
+        }
+    }
+
+    fn packet(&mut self, voiced: bool) -> Vec<u8> {
+        let pcm = if voiced {
+            crate::analysis::tone(
+                440.0,
+                8000.0,
+                crate::codec::SAMPLE_RATE,
+                self.samples,
+                &mut self.tone,
+            );
+            &self.tone
+        } else {
+            &self.silence
+        };
+        self.samples += FRAME_SAMPLES as u64;
+        self.encoder.encode_to_vec(pcm).expect("one frame encodes")
+    }
+
+    fn payload(&mut self, payload: &Payload) -> Vec<u8> {
+        match payload {
+            Payload::Raw(bytes) => bytes.iter().copied().take(MAX_BYTES).collect(),
+            Payload::Opus { voiced } => self.packet(*voiced),
+            Payload::Mutated { voiced, flips } => {
+                let mut p = self.packet(*voiced);
+                let len = p.len();
+                for &(at, xor) in flips.iter().take(64) {
+                    if let Some(b) = p.get_mut(usize::from(at) % len.max(1)) {
+                        *b ^= xor;
+                    }
+                }
+                p
+            }
+        }
+    }
+}
+
+fn run_mixer_ops(ops: &[MixerOp]) -> PayloadReport {
+    let config = MixerConfig::default();
+    let mut mixer = Mixer::new(config).expect("the default config is valid");
+    let mut opus = OpusSource::new();
+    // The one clock read of a replay; the operations move virtual time from here.
+    let mut now = Instant::now();
+    // Present, muted, on hold, per participant.
+    let mut present = [true; 3];
+    let mut muted = [false; 3];
+    let mut on_hold = [false; 3];
+    for p in 0..3u8 {
+        mixer.add_participant(p, now);
+    }
+    let mut report = PayloadReport::default();
+    for op in ops.iter().take(MAX_OPS) {
+        report.ops += 1;
+        match op {
+            MixerOp::Packet {
+                participant,
+                level,
+                payload,
+            } => {
+                let p = participant % 3;
+                let bytes = opus.payload(payload);
+                mixer.handle_packet(&p, *level, &bytes, now);
+            }
+            MixerOp::Tick { ms } => {
+                now += Duration::from_millis(u64::from(*ms));
+                mixer.handle_timeout(now);
+            }
+            MixerOp::Mute {
+                participant,
+                muted: m,
+            } => {
+                let p = participant % 3;
+                mixer.set_muted(&p, *m);
+                muted[usize::from(p)] = *m;
+            }
+            MixerOp::Hold {
+                participant,
+                on_hold: h,
+            } => {
+                let p = participant % 3;
+                mixer.set_on_hold(&p, *h);
+                on_hold[usize::from(p)] = *h;
+            }
+            MixerOp::Toggle { participant } => {
+                let p = participant % 3;
+                let i = usize::from(p);
+                if present[i] {
+                    mixer.remove_participant(&p);
+                } else {
+                    mixer.add_participant(p, now);
+                    muted[i] = false;
+                    on_hold[i] = false;
+                }
+                present[i] = !present[i];
+            }
+        }
+        // Outputs: only to present listeners not on hold, each at most once per kind
+        // of mix, real packets of sane size, forwarded ones from someone else.
+        let mut got_mix = [false; 3];
+        while let Some(out) = mixer.poll_output() {
+            assert!(!out.to.is_empty(), "an output without listeners");
+            assert!(
+                out.packet.len() > 2 && out.packet.len() <= MAX_PACKET_SIZE,
+                "output of {} bytes",
+                out.packet.len()
+            );
+            for &to in &out.to {
+                let i = usize::from(to);
+                assert!(present[i], "output to removed participant {to}");
+                assert!(!on_hold[i], "output to participant {to} on hold");
+                if let MixKind::Forwarded { from } = &out.kind {
+                    assert_ne!(*from, to, "a packet forwarded back to its sender");
+                    assert!(!muted[usize::from(*from)], "a muted sender forwarded");
+                } else {
+                    assert!(!got_mix[i], "two mixes for {to} in one tick");
+                    got_mix[i] = true;
+                }
+            }
+        }
+        // The speakers of the tick just run were active then (a mute or hold after
+        // it does not change them until the next one).
+        if matches!(op, MixerOp::Tick { .. }) {
+            let speakers = mixer.speakers();
+            assert!(speakers.len() <= config.speakers);
+            for s in speakers {
+                let i = usize::from(*s);
+                assert!(present[i] && !muted[i] && !on_hold[i], "speaker {s}");
+            }
+        }
+    }
+    let s = mixer.stats();
+    report.decoded = s.decoded;
+    report.encoded = s.encoded;
+    report.forwarded = s.forwarded;
+    report
+}
+
+/// Edits `text` line by line: replaces (or inserts before) line `line % lines`.
+fn edit_sdp(text: &str, line: u8, new: &str, insert: bool) -> String {
+    let mut lines: Vec<&str> = text.lines().collect();
+    let new = truncate(new, MAX_SDP);
+    if lines.is_empty() {
+        return new.to_owned();
+    }
+    let at = usize::from(line) % lines.len();
+    if insert {
+        lines.insert(at, new);
+    } else if let Some(l) = lines.get_mut(at) {
+        *l = new;
+    }
+    let mut out = lines.join("\r\n");
+    out.push_str("\r\n");
+    out
+}
+
+/// `s` cut to at most `max` bytes, at a character boundary.
+fn truncate(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Runs the server's due timers as a driver does (until none is due now) and checks
+/// that it gets there.
+fn server_timeouts(server: &mut MediaServer<u32, u32>, now: Instant) {
+    for _ in 0..MAX_TIMEOUT_ROUNDS {
+        server.handle_timeout(now);
+        if server.poll_timeout().is_none_or(|t| t > now) {
+            return;
+        }
+    }
+    panic!("a server timer stays due at now after {MAX_TIMEOUT_ROUNDS} rounds");
+}
+
+/// Checks the server's counters against what the driver handed in.
+fn check_server(server: &MediaServer<u32, u32>, handed: u64, members: usize) {
+    let s = server.stats();
+    assert_eq!(
+        s.datagrams_in + s.datagrams_unknown,
+        handed,
+        "every datagram is counted once"
+    );
+    assert_eq!(s.participants, members, "participants");
+    assert!(s.connected <= s.participants, "{s:?}");
+}
+
+/// Drains the server's events, checking they name participants of the call.
+fn check_events(server: &mut MediaServer<u32, u32>, members: &[u32]) {
+    while let Some(event) = server.poll_event() {
+        match event {
+            ServerEvent::Connected { call, participant }
+            | ServerEvent::Failed {
+                call, participant, ..
+            } => {
+                assert_eq!(call, CALL);
+                assert!(members.contains(&participant), "event for {participant}");
+            }
+            ServerEvent::DominantSpeakers { call, speakers } => {
+                assert_eq!(call, CALL);
+                for s in &speakers {
+                    assert!(members.contains(s), "speaker {s} is not a member");
+                }
+                let mut sorted = speakers.clone();
+                sorted.sort_unstable();
+                sorted.dedup();
+                assert_eq!(sorted.len(), speakers.len(), "duplicate speakers");
+            }
+            _ => {}
+        }
+    }
+}
+
+fn run_wire_ops(ops: &[WireOp]) -> PayloadReport {
+    let mut now = Instant::now();
+    let server_addr = server_addr();
+    let client = client_addr(1);
+    let mut server = MediaServer::new(MediaServerConfig::new(server_addr));
+    server
+        .join(&CALL, &1, now)
+        .expect("the default mixer settings are valid");
+    let config = CallMediaConfig::default();
+    let (mut media, offer) =
+        CallMedia::new(client, config, now).expect("a concrete address is a valid candidate");
+    let answer = server
+        .accept_offer(&CALL, &1, &offer, now)
+        .expect("the server answers a CallMedia offer");
+    media
+        .handle_answer(&answer)
+        .expect("a CallMedia takes the server's answer");
+    assert!(
+        matches!(
+            media.handle_answer(&answer),
+            Err(MediaError::UnexpectedAnswer)
+        ),
+        "a second answer is refused"
+    );
+    let mut report = PayloadReport {
+        offers_accepted: 1,
+        answers_accepted: 1,
+        ..PayloadReport::default()
+    };
+    let mut handed = 0u64;
+    let mut refused = 0u64;
+    let mut sdp_ops = 0;
+    let mut to_server: Vec<Vec<u8>> = Vec::new();
+    let mut samples = 0u64;
+    let mut pcm = vec![0i16; FRAME_SAMPLES];
+    let stray = stray_addr();
+    for op in ops.iter().take(MAX_OPS) {
+        report.ops += 1;
+        match op {
+            WireOp::Datagram { source, bytes } => {
+                let source = [client, stray, server_addr][usize::from(source % 3)];
+                let bytes = &bytes[..bytes.len().min(MAX_BYTES)];
+                handed += 1;
+                server.handle_receive(now, source, server_addr, bytes);
+            }
+            WireOp::Framed { kind, bytes } => {
+                let first = [0x00, 0x01, 22, 0x80][usize::from(kind % 4)];
+                let mut datagram = vec![first];
+                datagram.extend(bytes.iter().copied().take(MAX_BYTES));
+                handed += 1;
+                server.handle_receive(now, client, server_addr, &datagram);
+            }
+            WireOp::Exchange | WireOp::Corrupt { .. } => {
+                while let Some(t) = media.poll_transmit() {
+                    to_server.push(t.contents);
+                }
+                if let (WireOp::Corrupt { at, xor }, Some(first)) = (op, to_server.first_mut()) {
+                    let len = first.len();
+                    if let Some(b) = first.get_mut(usize::from(*at) % len.max(1)) {
+                        *b ^= xor;
+                    }
+                }
+                for datagram in to_server.drain(..) {
+                    handed += 1;
+                    server.handle_receive(now, client, server_addr, &datagram);
+                }
+            }
+            WireOp::Advance { ms } => {
+                now += Duration::from_millis(u64::from(*ms));
+                server_timeouts(&mut server, now);
+                media.handle_timeout(now);
+                while media.poll_audio(now).is_some() {}
+            }
+            WireOp::Offer { joined, sdp } => {
+                sdp_ops += 1;
+                if sdp_ops > MAX_SDP_OPS {
+                    continue;
+                }
+                let who = if *joined { 1 } else { 2 };
+                match server.accept_offer(&CALL, &who, truncate(sdp, MAX_SDP), now) {
+                    Ok(_) => {
+                        assert!(*joined, "an offer of someone who never joined");
+                        report.offers_accepted += 1;
+                    }
+                    Err(e) => {
+                        if !joined {
+                            assert!(matches!(e, MediaError::NotJoined), "{e}");
+                        }
+                        refused += 1;
+                    }
+                }
+            }
+            WireOp::EditedOffer { line, text, insert } => {
+                sdp_ops += 1;
+                if sdp_ops > MAX_SDP_OPS {
+                    continue;
+                }
+                let sdp = edit_sdp(&offer, *line, text, *insert);
+                match server.accept_offer(&CALL, &1, &sdp, now) {
+                    Ok(_) => report.offers_accepted += 1,
+                    Err(_) => refused += 1,
+                }
+            }
+            WireOp::Answer { sdp } => {
+                sdp_ops += 1;
+                if sdp_ops > MAX_SDP_OPS {
+                    continue;
+                }
+                let (mut fresh, _) = CallMedia::new(client_addr(2), config, now)
+                    .expect("a concrete address is a valid candidate");
+                match fresh.handle_answer(truncate(sdp, MAX_SDP)) {
+                    Ok(()) => report.answers_accepted += 1,
+                    Err(_) => report.answers_refused += 1,
+                }
+            }
+            WireOp::EditedAnswer { line, text, insert } => {
+                sdp_ops += 1;
+                if sdp_ops > MAX_SDP_OPS {
+                    continue;
+                }
+                let (mut fresh, fresh_offer) = CallMedia::new(client_addr(2), config, now)
+                    .expect("a concrete address is a valid candidate");
+                // A second participant, so the real session of the first carries on.
+                server
+                    .join(&CALL, &2, now)
+                    .expect("the room exists already");
+                let real = server.accept_offer(&CALL, &2, &fresh_offer, now);
+                server.leave(&CALL, &2);
+                let Ok(real) = real else {
+                    panic!("the server refused a CallMedia offer");
+                };
+                report.offers_accepted += 1;
+                match fresh.handle_answer(&edit_sdp(&real, *line, text, *insert)) {
+                    Ok(()) => report.answers_accepted += 1,
+                    Err(_) => report.answers_refused += 1,
+                }
+            }
+            WireOp::Audio => {
+                crate::analysis::tone(440.0, 8000.0, crate::codec::SAMPLE_RATE, samples, &mut pcm);
+                samples += FRAME_SAMPLES as u64;
+                media
+                    .send_audio(&pcm, now)
+                    .expect("a 20 ms mono frame is accepted");
+            }
+        }
+        // The server's datagrams reach the client; the client's wait for Exchange.
+        while let Some(t) = server.poll_transmit() {
+            assert!(
+                t.contents.len() <= crate::rtc::MAX_DATAGRAM,
+                "datagram too big"
+            );
+            if t.destination == client {
+                media.handle_receive(now, server_addr, client, &t.contents);
+            }
+        }
+        while media.poll_event().is_some() {}
+        check_events(&mut server, &[1, 2]);
+        check_server(&server, handed, 1);
+        assert_eq!(server.stats().offers_refused, refused, "refusals counted");
+    }
+    let s = server.stats();
+    report.offers_refused = s.offers_refused;
+    report.audio_in = s.audio_in;
+    report.datagrams_in = s.datagrams_in;
+    report.datagrams_unknown = s.datagrams_unknown;
+    report.connected = s.connected;
+    report
+}
+
+/// A participant's client in [`PayloadScenario::Connected`]: a str0m `Rtc` in RTP
+/// mode, so that it writes packets with the sequence numbers the fuzzer chose.
+struct RawClient {
+    addr: SocketAddr,
+    rtc: Rtc,
+    mid: Mid,
+    pt: Option<Pt>,
+    connected: bool,
+    alive: bool,
+    /// Next sequence number of [`RtpOp::Talk`].
+    seq: u64,
+    ts: u32,
+}
+
+impl RawClient {
+    fn new(i: u8, server: &mut MediaServer<u32, u32>, now: Instant) -> Result<Self, MediaError> {
+        let addr = client_addr(i);
+        let id = u32::from(i);
+        server.join(&CALL, &id, now)?;
+        let mut rtc = crate::rtc::rtc_config().set_rtp_mode(true).build(now);
+        let candidate = Candidate::host(addr, "udp").map_err(|_| MediaError::BadCandidate(addr))?;
+        rtc.add_local_candidate(candidate)
+            .ok_or(MediaError::BadCandidate(addr))?;
+        let mut api = rtc.sdp_api();
+        let mid = api.add_media(MediaKind::Audio, Direction::SendRecv, None, None, None);
+        let (offer, pending) = api
+            .apply()
+            .ok_or_else(|| MediaError::Negotiation("no offer".into()))?;
+        let answer = server.accept_offer(&CALL, &id, &offer.to_sdp_string(), now)?;
+        let answer = SdpAnswer::from_sdp_string(&answer).map_err(|e| MediaError::InvalidSdp {
+            kind: "answer",
+            reason: e.to_string(),
+        })?;
+        rtc.sdp_api()
+            .accept_answer(pending, answer)
+            .map_err(|e| MediaError::Negotiation(e.to_string()))?;
+        let pt = rtc
+            .codec_config()
+            .params()
+            .iter()
+            .find(|p| p.spec().codec == Codec::Opus)
+            .map(str0m::format::PayloadParams::pt);
+        Ok(Self {
+            addr,
+            rtc,
+            mid,
+            pt,
+            connected: false,
+            alive: true,
+            seq: 1,
+            ts: 0,
+        })
+    }
+
+    /// Drains the `Rtc` after an input; its datagrams go to `out`.
+    fn drain(&mut self, out: &mut Vec<(SocketAddr, Vec<u8>)>) {
+        while self.alive {
+            match self.rtc.poll_output() {
+                Ok(Output::Transmit(t)) => out.push((self.addr, t.contents.into())),
+                Ok(Output::Timeout(_)) => return,
+                Ok(Output::Event(Event::Connected)) => self.connected = true,
+                Ok(Output::Event(_)) => {}
+                Err(_) => self.alive = false,
+            }
+        }
+    }
+
+    fn timeout(&mut self, now: Instant, out: &mut Vec<(SocketAddr, Vec<u8>)>) {
+        if self.alive && self.rtc.handle_input(Input::Timeout(now)).is_err() {
+            self.alive = false;
+        }
+        self.drain(out);
+    }
+
+    /// Writes one RTP packet; str0m sends it on the timeout that follows.
+    fn send(
+        &mut self,
+        write: impl FnOnce(Pt) -> RtpWrite,
+        now: Instant,
+        out: &mut Vec<(SocketAddr, Vec<u8>)>,
+    ) {
+        let (Some(pt), true, true) = (self.pt, self.connected, self.alive) else {
+            return;
+        };
+        let mut direct = self.rtc.direct_api();
+        let Some(stream) = direct.stream_tx_by_mid(self.mid, None) else {
+            return;
+        };
+        stream.write_rtp(write(pt));
+        self.timeout(now, out);
+    }
+}
+
+/// Delivers datagrams until both sides are quiet (bounded).
+fn exchange(
+    server: &mut MediaServer<u32, u32>,
+    clients: &mut [RawClient],
+    pending: &mut Vec<(SocketAddr, Vec<u8>)>,
+    now: Instant,
+    handed: &mut u64,
+) {
+    let server_addr = server_addr();
+    for _ in 0..16 {
+        let mut moved = false;
+        for (source, datagram) in pending.drain(..) {
+            moved = true;
+            *handed += 1;
+            server.handle_receive(now, source, server_addr, &datagram);
+        }
+        while let Some(t) = server.poll_transmit() {
+            moved = true;
+            assert!(
+                t.contents.len() <= crate::rtc::MAX_DATAGRAM,
+                "datagram too big"
+            );
+            if let Some(c) = clients.iter_mut().find(|c| c.addr == t.destination) {
+                if let Some(input) =
+                    crate::rtc::receive_input(now, server_addr, c.addr, &t.contents)
+                    && c.alive
+                    && c.rtc.handle_input(input).is_err()
+                {
+                    c.alive = false;
+                }
+                c.drain(pending);
+            }
+        }
+        if !moved {
+            return;
+        }
+    }
+}
+
+/// Three clients connected to a fresh server, and the clock after the handshakes.
+fn connected_world() -> (MediaServer<u32, u32>, Vec<RawClient>, Instant, u64) {
+    let mut now = Instant::now();
+    let mut config = MediaServerConfig::new(server_addr());
+    config.mixer.opus.dtx = false;
+    let mut server = MediaServer::new(config);
+    let mut clients: Vec<RawClient> = (1..=3u8)
+        .map(|i| RawClient::new(i, &mut server, now).expect("a str0m offer is answered"))
+        .collect();
+    let mut pending = Vec::new();
+    let mut handed = 0;
+    for _ in 0..2000 {
+        for c in &mut clients {
+            c.timeout(now, &mut pending);
+        }
+        server_timeouts(&mut server, now);
+        exchange(&mut server, &mut clients, &mut pending, now, &mut handed);
+        check_events(&mut server, &[1, 2, 3]);
+        if clients.iter().all(|c| c.connected) && server.stats().connected == 3 {
+            return (server, clients, now, handed);
+        }
+        now += Duration::from_millis(5);
+    }
+    panic!("three str0m clients did not connect within 10 s of virtual time");
+}
+
+fn run_connected_ops(ops: &[RtpOp]) -> PayloadReport {
+    let (mut server, mut clients, mut now, mut handed) = connected_world();
+    let mut opus = OpusSource::new();
+    let mut members: Vec<u32> = vec![1, 2, 3];
+    let mut pending = Vec::new();
+    let mut report = PayloadReport::default();
+    for op in ops.iter().take(MAX_CONNECTED_OPS) {
+        report.ops += 1;
+        match op {
+            RtpOp::Send {
+                from,
+                seq,
+                timestamp,
+                level,
+                voice,
+                marker,
+                payload,
+            } => {
+                let bytes = opus.payload(payload);
+                let c = &mut clients[usize::from(from % 3)];
+                let ext = ExtensionValues {
+                    audio_level: *level,
+                    voice_activity: Some(*voice),
+                    ..ExtensionValues::default()
+                };
+                c.send(
+                    |pt| {
+                        RtpWrite::new(pt, SeqNo::from(u64::from(*seq)), *timestamp, now, bytes)
+                            .ext_vals(ext)
+                            .marker(*marker)
+                    },
+                    now,
+                    &mut pending,
+                );
+            }
+            RtpOp::Talk { from, count } => {
+                let i = usize::from(from % 3);
+                for _ in 0..(*count).min(MAX_TALK) {
+                    let bytes = opus.packet(true);
+                    let c = &mut clients[i];
+                    let (seq, ts) = (c.seq, c.ts);
+                    c.seq += 1;
+                    c.ts = c.ts.wrapping_add(FRAME_SAMPLES as u32);
+                    let ext = ExtensionValues {
+                        audio_level: Some(-20),
+                        voice_activity: Some(true),
+                        ..ExtensionValues::default()
+                    };
+                    c.send(
+                        |pt| RtpWrite::new(pt, SeqNo::from(seq), ts, now, bytes).ext_vals(ext),
+                        now,
+                        &mut pending,
+                    );
+                    exchange(&mut server, &mut clients, &mut pending, now, &mut handed);
+                    now += FRAME_DURATION;
+                    server_timeouts(&mut server, now);
+                    for c in &mut clients {
+                        c.timeout(now, &mut pending);
+                    }
+                }
+            }
+            RtpOp::Datagram { from, bytes } => {
+                let source = client_addr(from % 3 + 1);
+                pending.push((source, bytes.iter().copied().take(MAX_BYTES).collect()));
+            }
+            RtpOp::Advance { ms } => {
+                now += Duration::from_millis(u64::from(*ms));
+                server_timeouts(&mut server, now);
+                for c in &mut clients {
+                    c.timeout(now, &mut pending);
+                }
+            }
+            RtpOp::Update {
+                who,
+                muted,
+                on_hold,
+            } => {
+                server.update(&CALL, &u32::from(who % 3 + 1), *muted, *on_hold);
+            }
+            RtpOp::Leave { who } => {
+                let id = u32::from(who % 3 + 1);
+                server.leave(&CALL, &id);
+                members.retain(|&m| m != id);
+            }
+        }
+        exchange(&mut server, &mut clients, &mut pending, now, &mut handed);
+        check_events(&mut server, &[1, 2, 3]);
+        check_server(&server, handed, members.len());
+    }
+    let s = server.stats();
+    report.decoded = s.decoded;
+    report.encoded = s.encoded;
+    report.forwarded = s.forwarded;
+    report.audio_in = s.audio_in;
+    report.datagrams_in = s.datagrams_in;
+    report.datagrams_unknown = s.datagrams_unknown;
+    report.connected = s.connected;
+    report
 }
 
 #[cfg(test)]
