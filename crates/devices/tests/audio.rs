@@ -3,6 +3,8 @@
 //! Audio is judged by content (Goertzel), never by "some bytes arrived"; loops are
 //! paced by the device clocks and bounded by an iteration budget, not timed.
 
+#![allow(clippy::unwrap_used)] // Helpers outside #[test] fns unwrap too.
+
 use std::process::Command;
 use std::time::Duration;
 
