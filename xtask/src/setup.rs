@@ -25,6 +25,27 @@ const SYSTEM_PACKAGES: &[&str] = &[
     "libv4l-dev",
 ];
 
+/// Debian packages for devices (crates/devices): the headers xcap's Linux back ends
+/// build against (X11 through libxcb, Wayland and PipeWire capture, GBM/EGL), and
+/// what the device tests run: a private PulseAudio daemon with null sinks (pactl to
+/// load and unload sinks, ALSA's pulse plugin for playback), and a private Xvfb
+/// display with an EWMH window manager, xprop/xwininfo and an xterm to capture.
+const DEVICE_PACKAGES: &[&str] = &[
+    "libxcb1-dev",
+    "libwayland-dev",
+    "libpipewire-0.3-dev",
+    "libspa-0.2-dev",
+    "libgbm-dev",
+    "libegl-dev",
+    "pulseaudio",
+    "pulseaudio-utils",
+    "libasound2-plugins",
+    "xvfb",
+    "openbox",
+    "x11-utils",
+    "xterm",
+];
+
 /// Debian packages of the peers the end-to-end tests talk to (SIP user agents, a
 /// browser); issues that add such tests add their packages here.
 const TEST_PEER_PACKAGES: &[&str] = &[];
@@ -154,11 +175,7 @@ pub(crate) fn run() -> Result<()> {
     // Steps that need root; run here as root, printed for a human otherwise.
     let mut privileged: Vec<Step> = Vec::new();
 
-    let wanted: Vec<&str> = SYSTEM_PACKAGES
-        .iter()
-        .chain(TEST_PEER_PACKAGES)
-        .copied()
-        .collect();
+    let wanted = wanted_packages();
     let mut missing = missing_packages(&wanted, dpkg_status);
     if missing.is_empty() {
         println!("setup: system packages present: {}", wanted.join(" "));
@@ -245,12 +262,18 @@ fn ensure_cargo_fuzz() -> Result<()> {
     ))
 }
 
-fn print_manual_instructions() {
-    let wanted: Vec<&str> = SYSTEM_PACKAGES
+/// Every Debian package setup makes sure of, in order.
+fn wanted_packages() -> Vec<&'static str> {
+    SYSTEM_PACKAGES
         .iter()
+        .chain(DEVICE_PACKAGES)
         .chain(TEST_PEER_PACKAGES)
         .copied()
-        .collect();
+        .collect()
+}
+
+fn print_manual_instructions() {
+    let wanted = wanted_packages();
     println!(
         "setup: this system is not Debian/Ubuntu; install the equivalents of these Debian packages:"
     );
@@ -448,6 +471,16 @@ fn dav1d_trixie_steps(mirror: &str, arch: &str, scratch: &Path) -> Vec<Step> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wants_each_package_once() {
+        let wanted = wanted_packages();
+        let mut unique = wanted.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), wanted.len(), "{wanted:?}");
+        assert!(wanted.contains(&"pulseaudio") && wanted.contains(&"xvfb"));
+    }
 
     #[test]
     fn reads_dpkg_status() {
