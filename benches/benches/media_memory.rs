@@ -20,7 +20,8 @@
 //! what a room costs once (the mixer's encoders, speaker detection).
 //!
 //! Run: `cargo bench -p ringwire-benches --bench media_memory` (`-- --quick` runs 2 s of
-//! audio instead of 10; a filter argument selects sizes, e.g. `-- media_memory/350`).
+//! audio instead of 10, `-- --secs 60` 60 s; a filter argument selects sizes, e.g.
+//! `-- media_memory/350`).
 
 // The counting allocator implements `GlobalAlloc` and glibc's `mallinfo` is called
 // through FFI: both need `unsafe`, each use says why it is sound.
@@ -212,7 +213,13 @@ fn measure(n: usize, audio_ticks: u64) -> Held {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
-    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    // Filters: arguments that are neither flags nor the value of --secs.
+    let filters: Vec<&String> = args
+        .iter()
+        .enumerate()
+        .filter(|&(i, a)| !a.starts_with('-') && (i == 0 || args[i - 1] != "--secs"))
+        .map(|(_, a)| a)
+        .collect();
     let selected = |n: usize| {
         let id = format!("media_memory/{n}");
         filters.is_empty() || filters.iter().any(|f| id.contains(f.as_str()))
@@ -223,7 +230,16 @@ fn main() {
         }
         return;
     }
-    let audio_ticks = if quick { 100 } else { 500 };
+    let secs: Option<u64> = args
+        .iter()
+        .position(|a| a == "--secs")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok());
+    let audio_ticks = match secs {
+        Some(secs) => secs * 50,
+        None if quick => 100,
+        None => 500,
+    };
     let mut heaps = Vec::new();
     for n in SIZES.into_iter().filter(|&n| selected(n)) {
         let held = measure(n, audio_ticks);
