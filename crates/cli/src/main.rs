@@ -1,11 +1,14 @@
 //! `ringwire`: the one binary. `ringwire serve` runs the service; `ringwire token` and
-//! `ringwire identity create` make credentials with the local access key.
+//! `ringwire identity create` make credentials with the local access key; `ringwire
+//! devices` lists the microphones, speakers, cameras, screens and windows a client here
+//! can use.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod devices;
 mod identity;
 mod loadtest;
 mod serve;
@@ -31,6 +34,8 @@ enum Command {
     /// Manage identities.
     #[command(subcommand)]
     Identity(identity::IdentityCommand),
+    /// List microphones, speakers, cameras, screens and windows (ids, defaults, formats).
+    Devices(devices::DevicesArgs),
     /// Load-test a running server on this machine.
     #[command(subcommand)]
     Loadtest(loadtest::LoadtestCommand),
@@ -43,6 +48,7 @@ fn main() -> ExitCode {
         Command::Token(args) => token::run(cli.config.as_deref(), &args),
         Command::Identity(command) => identity::run(cli.config.as_deref(), &command),
         Command::Loadtest(command) => loadtest::run(cli.config.as_deref(), &command),
+        Command::Devices(args) => devices::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
