@@ -20,7 +20,22 @@
 //! Switching device (by [`Microphone::select`], or the worker's fallback when the
 //! device disappears) builds the new cpal stream first, hands its ring to the handle
 //! through a channel, then drops the old stream: the handle keeps its identity and the
-//! call never notices more than a few milliseconds of silence.
+//! call never notices more than a few milliseconds of silence. A playback stream
+//! switched away from plays out what its ring still holds before it is dropped.
+//!
+//! # PulseAudio playback
+//!
+//! cpal 0.18.2's PulseAudio playback (its pure-Rust client) stalls with every fixed
+//! buffer size: against a null sink it was asked for 0 to 24 % of real time with
+//! 10 to 100 ms buffers; only its default 2 s buffer keeps up, far too much latency
+//! for a call. Capture through it is fine. So when the sound host is PulseAudio,
+//! listing, events and capture use cpal's PulseAudio host, and playback goes through
+//! cpal's ALSA host and ALSA's pulse plugin (libpulse, which keeps up with 10 ms
+//! periods): to the default sink through the `pulse` PCM, to another sink through an
+//! ALSA PCM named like the sink (`pcm.<sink> { type pulse; device <sink> }` in
+//! `~/.asoundrc`); without one, opening that sink fails with
+//! [`DeviceError::Unsupported`](crate::DeviceError::Unsupported) saying so. Device
+//! ids stay PulseAudio's (`pulseaudio:<sink>`).
 
 use std::collections::VecDeque;
 use std::sync::Arc;

@@ -7,7 +7,7 @@
 //! camera that offers only MJPEG is refused with [`DeviceError::Unsupported`].
 //!
 //! Verified on this project's CI only as far as a machine without cameras goes:
-//! listing returns an empty list, opening index 0 returns [`DeviceError::NotFound`].
+//! listing returns an empty list, opening the default returns [`DeviceError::NoDevice`].
 //! Capturing real frames, formats and switching are not tested on real hardware.
 
 use ringwire_media::video::VideoFormat;
@@ -108,7 +108,8 @@ mod imp {
             fps,
         );
         let name = format!("camera {id}");
-        VideoCapture::spawn(name, format, move || {
+        let no_camera_at_all = *selection == Selection::Default;
+        let capture = VideoCapture::spawn(name, format, move || {
             let requested =
                 RequestedFormat::with_formats(RequestedFormatType::Closest(wanted), &FORMATS);
             let mut camera = nokhwa::Camera::new(index, requested).map_err(|e| error(&id, e))?;
@@ -133,7 +134,13 @@ mod imp {
                 }
                 Ok(())
             })
-        })
+        });
+        match capture {
+            Err(DeviceError::NotFound { .. }) if no_camera_at_all => Err(DeviceError::NoDevice {
+                kind: DeviceKind::Camera,
+            }),
+            other => other,
+        }
     }
 }
 

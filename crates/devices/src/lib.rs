@@ -36,7 +36,10 @@
 //!
 //! - Sound: cpal (PulseAudio through cpal's pure-Rust client, or ALSA), lock-free
 //!   [`rtrb`] rings between the real-time callbacks and our side, [`rubato`] when a
-//!   device does not run at 48 kHz; see [`audio`] for the threading rules.
+//!   device does not run at 48 kHz; see [`audio`] for the threading rules. Under
+//!   PulseAudio, playback goes through ALSA's pulse plugin because cpal 0.18.2's
+//!   PulseAudio playback stalls with call-sized buffers (measured; see [`audio`]):
+//!   the default sink always works, another sink needs an ALSA PCM named like it.
 //! - Screens and windows: xcap (feature `screen`, on by default); see [`screen`].
 //! - Cameras: nokhwa (feature `camera`, off by default); see [`camera`].
 //! - Synthetic devices (tone, speech-like, silence, WAV, test pattern, Y4M): see
@@ -45,12 +48,19 @@
 //! # What is tested where
 //!
 //! On the project's CI (Linux, no sound card, no camera, no display), the tests start
-//! their own PulseAudio daemon with null sinks and their own Xvfb display, and check
-//! sound by its content (a tone through a null sink and back from its monitor,
-//! recognised by Goertzel), device switching and fallback, and screen and window
-//! capture of a window of known colour and title. Not tested on real hardware here:
-//! ALSA hardware devices, PipeWire, macOS and Windows back ends, Wayland capture, and
-//! every camera path beyond "no camera: empty list, open fails with not found".
+//! their own PulseAudio daemon with null sinks and their own Xvfb display
+//! ([`testing`]), and check on those real stacks: listing sinks and sources with
+//! defaults; a tone played through a [`Speaker`] into a null sink and captured back
+//! from its monitor through a [`Microphone`], recognised by Goertzel, at 48 kHz and
+//! with both devices at 44.1 kHz (our resampler both ways); switching the speaker
+//! to another sink mid-stream with no gap of 100 ms or more, measured from what the
+//! two monitors heard; a sink appearing ([`DeviceEvent::Added`]), then unloaded
+//! while playing ([`DeviceEvent::Removed`], [`DeviceEvent::FellBack`], and the tone
+//! is heard on the default sink); screens and windows listed with title and
+//! application, and captured frames showing the window's colour; camera listing
+//! empty without error. Only compiled, never run here: ALSA hardware devices,
+//! PipeWire, the macOS and Windows back ends, Wayland capture, and every camera
+//! path beyond "no camera" (formats, frames, switching).
 
 pub mod audio;
 pub mod camera;

@@ -34,7 +34,9 @@ fn camera_listing_is_empty_without_error_and_opening_fails_typed() {
             assert!(cameras.is_empty(), "{cameras:?}");
             assert!(matches!(
                 devices.open_camera(&Selection::Default, format()),
-                Err(DeviceError::NotFound { .. })
+                Err(DeviceError::NoDevice {
+                    kind: DeviceKind::Camera
+                })
             ));
         }
     } else {
