@@ -34,7 +34,7 @@
 //! periods): to the default sink through the `pulse` PCM, to another sink through an
 //! ALSA PCM named like the sink (`pcm.<sink> { type pulse; device <sink> }` in
 //! `~/.asoundrc`); without one, opening that sink fails with
-//! [`DeviceError::Unsupported`](crate::DeviceError::Unsupported) saying so. Device
+//! [`DeviceError::Unsupported`] saying so. Device
 //! ids stay PulseAudio's (`pulseaudio:<sink>`).
 
 use std::collections::VecDeque;
