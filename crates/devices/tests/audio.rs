@@ -322,6 +322,15 @@ fn switching_speaker_mid_stream_moves_the_sound_without_a_gap_child() {
         tail(&b[n / 2..])
     );
     assert_eq!(rig.speaker.stats().switches, 1);
+    // A microphone moves too: the one on A's monitor now hears B.
+    rig.mics[0]
+        .0
+        .select(&Selection::Device(id("pulseaudio:ring_b.monitor")))
+        .unwrap();
+    assert_eq!(rig.mics[0].0.device(), id("pulseaudio:ring_b.monitor"));
+    rig.record(&mut source, 0, 24_000);
+    assert!(tone_snr(&rig.mics[0].1, 440.0, 0.25) > 20.0);
+    assert_eq!(rig.mics[0].0.stats().switches, 1);
 }
 
 #[test]
