@@ -46,9 +46,10 @@ const DEVICE_PACKAGES: &[&str] = &[
     "xterm",
 ];
 
-/// Debian packages of the peers the end-to-end tests talk to (SIP user agents, a
-/// browser); issues that add such tests add their packages here.
-const TEST_PEER_PACKAGES: &[&str] = &[];
+/// Debian packages of the peers the end-to-end tests talk to: SIPp (`sip-tester`) as
+/// a SIP trunk for the PSTN gateway's tests, baresip as a SIP phone, sox to make G.711
+/// test audio (shared/notes/sip-peers.md). The browser comes with the browser SDK.
+const TEST_PEER_PACKAGES: &[&str] = &["sip-tester", "baresip-core", "sox"];
 
 /// dav1d-sys needs libdav1d >= 1.3 (found through pkg-config).
 const DAV1D_MIN_VERSION: &str = "1.3";
