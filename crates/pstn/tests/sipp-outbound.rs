@@ -1,5 +1,6 @@
 //! Outbound phone legs against a real SIP peer: sipp as the trunk's far end.
-//! Skipped (with a message) when `sipp` is not installed (`apt install sip-tester`).
+//! Skipped (with a message) when `sipp` is not installed (`apt install sip-tester`),
+//! except under CI (`CI` set), where a missing sipp fails them: setup installs it.
 // Tests: a failed setup step should fail the test loudly.
 #![allow(clippy::unwrap_used)]
 
@@ -39,12 +40,18 @@ fn free_port() -> u16 {
 }
 
 fn have_sipp() -> bool {
-    Command::new("sipp")
+    let found = Command::new("sipp")
         .arg("-v")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .is_ok()
+        .is_ok();
+    // `cargo xtask setup` installs sipp, so CI must never skip these tests.
+    assert!(
+        found || std::env::var_os("CI").is_none(),
+        "sipp is missing; run `cargo xtask setup`"
+    );
+    found
 }
 
 /// Starts sipp as a UAS on a free port: the built-in `uas` scenario with RTP echo,
