@@ -62,6 +62,7 @@ enum Outcome {
 /// What the events drained so far say about the connection.
 #[derive(Default)]
 struct Drained {
+    authenticated: bool,
     lost: bool,
     goodbye: bool,
     refused: Option<(ErrorCode, String)>,
@@ -369,11 +370,7 @@ impl<C: Connector> Driver<C> {
         let authenticating = self.session.connection_state() == ConnectionState::Authenticating;
         while let Some(event) = self.session.poll_event() {
             match &event {
-                Event::Authenticated { .. } => {
-                    if let Some(ready) = self.ready.take() {
-                        let _ = ready.send(Ok(()));
-                    }
-                }
+                Event::Authenticated { .. } => drained.authenticated = true,
                 Event::ConnectionLost => drained.lost = true,
                 Event::Goodbye { .. } => drained.goodbye = true,
                 Event::RequestFailed {
@@ -410,6 +407,12 @@ impl<C: Connector> Driver<C> {
         let state = self.session.connection_state();
         self.state
             .send_if_modified(|s| std::mem::replace(s, state) != state);
+        // Only now: `connect` returns on this, and its caller must see `Connected`.
+        if drained.authenticated
+            && let Some(ready) = self.ready.take()
+        {
+            let _ = ready.send(Ok(()));
+        }
         drained
     }
 }

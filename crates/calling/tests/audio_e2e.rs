@@ -20,6 +20,9 @@
 //! "stationary noise" to libopus, and the mixer's encoder (DTX on) would stop sending
 //! it after a couple of seconds. The clients' own encoders run with DTX off.
 //!
+//! Tests run on a two-worker runtime: server and clients are separate programs in real
+//! life, and on one thread every client's 20 ms tick would wait on the server's mixer.
+//!
 //! # Waiting
 //! Every wait is for an event or for content: the taps are polled every 100 ms until a
 //! condition holds, and only fresh audio counts (played after the step that should
@@ -406,7 +409,7 @@ impl Group {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn group_of_three_hears_the_other_two_tones_and_not_its_own() {
     let group = Group::start().await;
     // Group::start waited for it; the mixer decoded and encoded to get there.
@@ -415,7 +418,7 @@ async fn group_of_three_hears_the_other_two_tones_and_not_its_own() {
     group.end().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn muting_one_removes_its_tone_at_the_others() {
     let mut g = Group::start().await;
     g.carol.handle.mute(&g.call).await.unwrap();
@@ -442,7 +445,7 @@ async fn muting_one_removes_its_tone_at_the_others() {
     g.end().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hold_stops_audio_both_ways_and_resume_restores_it() {
     let mut g = Group::start().await;
     g.alice.handle.hold(&g.call).await.unwrap();
@@ -485,7 +488,7 @@ async fn hold_stops_audio_both_ways_and_resume_restores_it() {
     g.end().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_loudest_tone_makes_its_owner_dominant_speaker() {
     let mut g = Group::start().await;
     // The detector (Jitsi's) counts a frame as speech when it is more than about
@@ -520,7 +523,7 @@ async fn the_loudest_tone_makes_its_owner_dominant_speaker() {
     g.end().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_to_one_forwards_audio_without_transcoding() {
     let mut h = Harness::start().await;
     let mut alice = h.client(Kind::Ws, "alice").await;
@@ -562,7 +565,7 @@ async fn one_to_one_forwards_audio_without_transcoding() {
     h.server.shut_down().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_calls_at_once_keep_their_audio_apart() {
     let mut h = Harness::start().await;
     let mut alice = h.client(Kind::Ws, "alice").await;
@@ -621,7 +624,7 @@ async fn two_calls_at_once_keep_their_audio_apart() {
     h.server.shut_down().await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stopping_audio_mid_call_leaves_signaling_intact() {
     let mut h = Harness::start().await;
     let mut alice = h.client(Kind::Ws, "alice").await;
