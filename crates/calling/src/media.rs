@@ -13,7 +13,10 @@
 //! the task (the app still sees the event); mute stops sending; hold, ours or the far
 //! end's, stops sending and receiving; the call ending stops the task, which
 //! [`finish`](AudioSink::finish)es the sink. Stopping audio, or dropping its
-//! [`AudioHandle`], leaves the call and its signaling alone.
+//! [`AudioHandle`], leaves the call and its signaling alone; but the media plane takes
+//! a participant whose media stays gone for long (str0m's ICE timeout, about 20 s) as
+//! lost and removes it from the call, so an app that stops audio for good should
+//! mute, hold or hang up instead, and one that switches devices starts audio again.
 //!
 //! [`SignalingClient::start_audio`]: crate::SignalingClient::start_audio
 
@@ -255,7 +258,9 @@ impl AudioHandle {
         }
     }
 
-    /// Stops the audio and returns once the sink is finished. The call goes on.
+    /// Stops the audio and returns once the sink is finished. The call goes on, but
+    /// the media plane removes a participant whose media stays gone for about 20 s
+    /// (str0m's ICE timeout): start audio again before then, or mute or hold instead.
     pub async fn stop(self) {
         let AudioHandle { stop, task, .. } = self;
         drop(stop);
