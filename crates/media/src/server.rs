@@ -43,6 +43,10 @@ use crate::speaker::{DominantSpeaker, SpeakerConfig, SpeakerEvent};
 /// sender runs fast or arrived in a burst).
 pub const QUEUE_MAX: usize = 4;
 
+/// Missed mixer ticks run late, at most this many in a row (100 ms); further behind,
+/// the mixer skips ahead.
+const MAX_CATCH_UP: usize = 5;
+
 /// Packets a queue collects before the mixer starts taking one per tick.
 const QUEUE_PRIME: usize = 2;
 
@@ -1096,30 +1100,39 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
                 speakers,
             });
         }
-        if room.mixer.poll_timeout().is_none_or(|t| t > now) {
-            return;
-        }
-        if room.mixer.mode() == crate::mixer::MixMode::Mixing {
-            for (participant, member) in room.members.iter_mut() {
-                if !member.primed {
-                    continue;
-                }
-                match member.queue.pop_first() {
-                    Some((seq, (level, data))) => {
-                        member.taken = Some(seq);
-                        room.mixer.handle_packet(participant, level, &data, now);
+        // Run every tick that is due, each at its own due time, so a late wake-up
+        // (a loaded CPU) still gives one 20 ms frame per 20 ms of stream time instead
+        // of stretching the listeners' timestamps; far behind, the mixer skips ahead.
+        for n in 0..MAX_CATCH_UP {
+            let Some(room) = self.rooms.get_mut(call) else {
+                return;
+            };
+            let Some(due) = room.mixer.poll_timeout().filter(|t| *t <= now) else {
+                return;
+            };
+            let at = if n + 1 == MAX_CATCH_UP { now } else { due };
+            if room.mixer.mode() == crate::mixer::MixMode::Mixing {
+                for (participant, member) in room.members.iter_mut() {
+                    if !member.primed {
+                        continue;
                     }
-                    None => member.primed = false,
+                    match member.queue.pop_first() {
+                        Some((seq, (level, data))) => {
+                            member.taken = Some(seq);
+                            room.mixer.handle_packet(participant, level, &data, at);
+                        }
+                        None => member.primed = false,
+                    }
                 }
             }
-        }
-        room.mixer.handle_timeout(now);
-        let mut outputs = Vec::new();
-        while let Some(out) = room.mixer.poll_output() {
-            outputs.push(out);
-        }
-        for out in outputs {
-            self.write(call, out, now, None);
+            room.mixer.handle_timeout(at);
+            let mut outputs = Vec::new();
+            while let Some(out) = room.mixer.poll_output() {
+                outputs.push(out);
+            }
+            for out in outputs {
+                self.write(call, out, at, None);
+            }
         }
     }
 
