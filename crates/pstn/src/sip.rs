@@ -3,6 +3,11 @@
 //! ezk is behind [`SipEndpoint`] and [`dial`]: the rest of the gateway sees
 //! [`LegOutput`]s and plain channels, so the stack can be swapped. INVITE/ACK/BYE
 //! and retransmissions are ezk's transaction layer; we only decide.
+//!
+//! This module is the tokio driver of a leg, not a sans-IO core: ezk's transaction
+//! layer is async and owns its transport, so the leg's task owns the RTP socket and
+//! reads the clock here, and hands datagrams and `now` to the sans-IO
+//! [`PhoneMedia`](crate::media::PhoneMedia), where the media decisions live.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;

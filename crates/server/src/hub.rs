@@ -14,11 +14,8 @@ use std::sync::Arc;
 
 use ringwire_signaling::controller::{
     CallController, Command, ConnectionId, ControllerStats, GatewayCommand, GatewayEvent,
-    MediaCommand,
 };
-use ringwire_signaling::{
-    EndReason, ErrorCode, Identifier, MediaPayload, MediaPayloadKind, ServerMessage, UserId,
-};
+use ringwire_signaling::{EndReason, Identifier, MediaPayload, MediaPayloadKind, UserId};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -116,7 +113,6 @@ impl HubInbox {
             connections: BTreeMap::new(),
             next_connection: 0,
             media,
-            origin: None,
         };
         tokio::spawn(hub.run())
     }
@@ -219,9 +215,6 @@ struct Hub {
     connections: BTreeMap<ConnectionId, mpsc::Sender<Outbound>>,
     next_connection: u64,
     media: MediaHandle,
-    /// The connection whose bytes the controller is handling, while it does: a media
-    /// offer in them came from there, and an error about it goes back there.
-    origin: Option<ConnectionId>,
 }
 
 impl Hub {
@@ -273,9 +266,7 @@ impl Hub {
             }
             Input::Bytes { connection, bytes } => {
                 self.controller.handle_bytes(connection, &bytes, now);
-                self.origin = Some(connection);
                 self.drain();
-                self.origin = None;
                 return None;
             }
             Input::Closed { connection } => {
@@ -348,23 +339,16 @@ impl Hub {
             Command::Gateway(GatewayCommand::Dial {
                 call_id, target, ..
             }) => {
-                // No PSTN trunk and no echo bot run in this server yet: the leg fails
-                // at once with a reason the caller can show.
+                // Phone numbers: no SIP trunk is wired in yet, so the leg fails at once
+                // with a reason the caller can show.
                 tracing::debug!(%call_id, %target, "no gateway for this target");
-                let ended = GatewayEvent::Ended(unavailable(&target));
+                let ended =
+                    GatewayEvent::Ended(EndReason::new(480, 4800, "no SIP trunk is configured"));
                 self.controller
                     .handle_gateway_event(&call_id, &target, ended, now);
             }
             Command::Gateway(GatewayCommand::HangUp { .. }) => {}
-            Command::Media(command) => {
-                // Only an offer needs to know where it came from (to send an error
-                // back); it is only ever caused by the bytes being handled.
-                let origin = match &command {
-                    MediaCommand::Payload { .. } => self.origin,
-                    _ => None,
-                };
-                self.media.command(command, origin);
-            }
+            Command::Media(command) => self.media.command(command),
         }
     }
 
@@ -385,22 +369,14 @@ impl Hub {
             MediaEvent::OfferRefused {
                 call_id,
                 participant,
-                origin,
                 reason,
             } => {
-                // The controller has no way to send a participant an error of the
-                // media plane, so the hub writes it to the connection the offer came
-                // on (gone after a reconnect: then the client offers again anyway).
-                tracing::debug!(%call_id, %participant, ?origin, %reason, "telling the client its offer was refused");
-                if let Some(connection) = origin {
-                    let message = ServerMessage::Error {
-                        code: ErrorCode::Malformed,
-                        message: format!("media offer refused: {reason}"),
-                        call_id: Some(call_id),
-                    };
-                    let frame: Arc<[u8]> = message.encode().into();
-                    self.send(connection, Outbound::Frame(frame), now);
-                }
+                tracing::debug!(%call_id, %participant, %reason, "telling the client its offer was refused");
+                self.controller.send_media_error(
+                    &call_id,
+                    &participant,
+                    &format!("media offer refused: {reason}"),
+                );
             }
             MediaEvent::Failed {
                 call_id,
@@ -448,17 +424,6 @@ impl Hub {
     }
 }
 
-fn unavailable(target: &Identifier) -> EndReason {
-    match target {
-        Identifier::Phone(_) => EndReason::new(480, 4800, "no SIP trunk is configured"),
-        _ => EndReason::new(
-            480,
-            4801,
-            "the echo test service is not available on this server",
-        ),
-    }
-}
-
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at).await,
@@ -489,7 +454,6 @@ mod tests {
             connections: BTreeMap::new(),
             next_connection: 0,
             media: MediaHandle::detached(),
-            origin: None,
         };
         let (reply, opened) = oneshot::channel();
         tx.try_send(Input::Open { reply }).unwrap();

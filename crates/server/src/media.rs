@@ -28,7 +28,7 @@ use ringwire_signaling::EndReason;
 
 use ringwire_media::router::{StreamKind, SubscriberKind};
 use ringwire_media::server::{MediaServer, MediaServerConfig, MediaServerStats, ServerEvent};
-use ringwire_signaling::controller::{ConnectionId, MediaCommand};
+use ringwire_signaling::controller::MediaCommand;
 use ringwire_signaling::{CallId, ClientKind, Identifier, MediaPayloadKind, VideoKind, VideoSlot};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
@@ -65,8 +65,6 @@ pub(crate) enum MediaEvent {
         call_id: CallId,
         /// Who offered.
         participant: Identifier,
-        /// The connection the offer came on, when the hub knew it.
-        origin: Option<ConnectionId>,
         /// Why, for the participant.
         reason: String,
     },
@@ -106,10 +104,7 @@ pub(crate) enum MediaEvent {
 
 #[derive(Debug)]
 enum Input {
-    Command {
-        command: MediaCommand,
-        origin: Option<ConnectionId>,
-    },
+    Command(MediaCommand),
     Stats {
         reply: oneshot::Sender<MediaServerStats>,
     },
@@ -193,11 +188,10 @@ impl MediaSocket {
 }
 
 impl MediaHandle {
-    /// Queues a command without waiting. `origin` is the connection whose message
-    /// caused it, when known (errors about an offer go back there). A full queue
-    /// drops the command, counted and logged: the hub must never wait.
-    pub(crate) fn command(&self, command: MediaCommand, origin: Option<ConnectionId>) {
-        match self.tx.try_send(Input::Command { command, origin }) {
+    /// Queues a command without waiting. A full queue drops the command, counted and
+    /// logged: the hub must never wait.
+    pub(crate) fn command(&self, command: MediaCommand) {
+        match self.tx.try_send(Input::Command(command)) {
             Ok(()) => {}
             Err(mpsc::error::TrySendError::Full(input)) => {
                 self.metrics.commands_dropped.inc();
@@ -282,19 +276,14 @@ impl Worker {
             Input::Stats { reply } => {
                 let _ = reply.send(self.server.stats());
             }
-            Input::Command { command, origin } => {
+            Input::Command(command) => {
                 self.participants_changed = true;
-                self.command(command, origin, now);
+                self.command(command, now);
             }
         }
     }
 
-    fn command(
-        &mut self,
-        command: MediaCommand,
-        origin: Option<ConnectionId>,
-        now: std::time::Instant,
-    ) {
+    fn command(&mut self, command: MediaCommand, now: std::time::Instant) {
         match command {
             MediaCommand::Join {
                 call_id,
@@ -370,7 +359,7 @@ impl Worker {
                 payload,
             } => match payload.kind {
                 MediaPayloadKind::Offer => {
-                    self.offer(call_id, from, &payload.sdp, origin, now);
+                    self.offer(call_id, from, &payload.sdp, now);
                 }
                 MediaPayloadKind::Answer => {
                     tracing::debug!(%call_id, %from, "sdp answer ignored: the server always answers");
@@ -384,7 +373,6 @@ impl Worker {
         call_id: CallId,
         participant: Identifier,
         sdp: &str,
-        origin: Option<ConnectionId>,
         now: std::time::Instant,
     ) {
         match self.server.accept_offer(&call_id, &participant, sdp, now) {
@@ -399,7 +387,6 @@ impl Worker {
                 self.hub.media_event(MediaEvent::OfferRefused {
                     call_id,
                     participant,
-                    origin,
                     reason: error.to_string(),
                 });
             }

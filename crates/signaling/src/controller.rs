@@ -693,12 +693,7 @@ impl CallController {
 
     /// Sends a media negotiation payload from the media plane to a participant.
     pub fn send_media(&mut self, call_id: &CallId, to: &Identifier, payload: MediaPayload) {
-        let Some(session) = self
-            .calls
-            .get(call_id)
-            .and_then(|c| c.members.get(to))
-            .and_then(|m| m.session)
-        else {
+        let Some(session) = self.member_session(call_id, to) else {
             tracing::debug!(%call_id, %to, "media payload for someone not in the call");
             return;
         };
@@ -709,14 +704,17 @@ impl CallController {
         send_to(&self.sessions, &mut self.transmits, session, message);
     }
 
+    /// The session of a call member, while it has one (phone and echo legs have none).
+    fn member_session(&self, call_id: &CallId, id: &Identifier) -> Option<SessionKey> {
+        self.calls
+            .get(call_id)
+            .and_then(|c| c.members.get(id))
+            .and_then(|m| m.session)
+    }
+
     /// Tells a participant what its video receive slots show.
     pub fn send_video_slots(&mut self, call_id: &CallId, to: &Identifier, slots: Vec<VideoSlot>) {
-        let Some(session) = self
-            .calls
-            .get(call_id)
-            .and_then(|c| c.members.get(to))
-            .and_then(|m| m.session)
-        else {
+        let Some(session) = self.member_session(call_id, to) else {
             tracing::debug!(%call_id, %to, "video slots for someone not in the call");
             return;
         };
@@ -730,12 +728,7 @@ impl CallController {
     /// Tells a participant the media plane refused its request (for example an SDP
     /// offer it could not use); the participant stays in the call.
     pub fn send_media_error(&mut self, call_id: &CallId, to: &Identifier, message: &str) {
-        let Some(session) = self
-            .calls
-            .get(call_id)
-            .and_then(|c| c.members.get(to))
-            .and_then(|m| m.session)
-        else {
+        let Some(session) = self.member_session(call_id, to) else {
             return;
         };
         let message = ServerMessage::Error {
