@@ -622,8 +622,10 @@ impl<S: VideoSink + ?Sized> VideoSink for Box<S> {
 
 /// Bits of the frame number in the test pattern's code row.
 const CODE_NUMBER_BITS: u32 = 24;
-/// Cells in the code row: the number and an 8-bit check.
+/// Cells in a code row: the number and an 8-bit check.
 const CODE_CELLS: u32 = CODE_NUMBER_BITS + 8;
+/// Code rows: the frame number, then the sender tag.
+const CODE_ROWS: u32 = 2;
 /// The eight EBU colour bars, left to right.
 const BARS: [[u8; 3]; 8] = [
     [235, 235, 235],
@@ -637,17 +639,20 @@ const BARS: [[u8; 3]; 8] = [
 ];
 
 /// A synthetic camera: eight colour bars, a white square that moves one step per
-/// frame, and along the top a row of 32 black or white cells holding the frame number
-/// (24 bits) and a check byte.
+/// frame, and along the top two rows of 32 black or white cells: the first holds the
+/// frame number (24 bits) and a check byte, the second the sender's tag (24 bits, see
+/// [`TestPatternSource::with_sender`]) and a check byte.
 ///
-/// Every frame is computed from its index alone, so the pattern is deterministic and
-/// a receiver can tell which frame it got, and whether frames were lost or repeated,
-/// with [`TestPatternSource::frame_number`] (the cells are large enough to survive
-/// lossy coding). Endless; timestamps are `index / frame_rate`.
+/// Every frame is computed from its index and tag alone, so the pattern is
+/// deterministic and a receiver can tell whose frame it got and which, and whether
+/// frames were lost or repeated, with [`TestPatternSource::frame_number`] and
+/// [`TestPatternSource::sender`] (the cells are large enough to survive lossy
+/// coding). Endless; timestamps are `index / frame_rate`.
 #[derive(Debug, Clone)]
 pub struct TestPatternSource {
     format: VideoFormat,
     index: u64,
+    sender: u32,
     name: String,
 }
 
@@ -668,8 +673,27 @@ impl TestPatternSource {
         Ok(Self {
             format,
             index: 0,
+            sender: 0,
             name: format!("test pattern {}x{}", format.width, format.height),
         })
+    }
+
+    /// Tags every frame with `sender` (its low 24 bits), so a receiver of several
+    /// patterns can tell them apart after decoding.
+    #[must_use]
+    pub fn with_sender(mut self, sender: u32) -> Self {
+        self.sender = sender % (1 << CODE_NUMBER_BITS);
+        self.name = format!(
+            "test pattern {}x{} #{}",
+            self.format.width, self.format.height, self.sender
+        );
+        self
+    }
+
+    /// The sender tag this pattern writes.
+    #[must_use]
+    pub fn sender_tag(&self) -> u32 {
+        self.sender
     }
 
     /// The index of the next frame.
@@ -689,9 +713,10 @@ impl TestPatternSource {
         frame.resize(width, height)?;
         frame.set_timestamp(self.format.frame_rate.timestamp_of(index));
         let code_height = code_height(height);
-        // Bars below the code row.
+        let codes_end = CODE_ROWS * code_height;
+        // Bars below the code rows.
         let bar_width = width.div_ceil(8);
-        for row in code_height..height {
+        for row in codes_end..height {
             for col in 0..width {
                 let [r, g, b] = BARS[(col / bar_width).min(7) as usize];
                 put(frame, col, row, Yuv::from_rgb(r, g, b));
@@ -700,31 +725,17 @@ impl TestPatternSource {
         // The moving square: a side of a quarter of the height, one step per frame.
         let side = (height / 4).max(2);
         let span_x = u64::from(width - side);
-        let span_y = u64::from(height - code_height - side).max(1);
+        let span_y = u64::from(height - codes_end - side).max(1);
         let x = (index * 4 % span_x.max(1)) as u32;
-        let y = code_height + (index * 2 % span_y) as u32;
+        let y = codes_end + (index * 2 % span_y) as u32;
         for row in y..(y + side).min(height) {
             for col in x..(x + side).min(width) {
                 put(frame, col, row, Yuv::from_rgb(255, 255, 255));
             }
         }
-        // The code row.
         let number = (index % (1 << CODE_NUMBER_BITS)) as u32;
-        let code = (number << 8) | u32::from(check_byte(number));
-        for cell in 0..CODE_CELLS {
-            let bit = (code >> (CODE_CELLS - 1 - cell)) & 1 == 1;
-            let color = if bit {
-                Yuv::from_rgb(255, 255, 255)
-            } else {
-                BLACK
-            };
-            let (x0, x1) = cell_span(width, cell);
-            for row in 0..code_height {
-                for col in x0..x1 {
-                    put(frame, col, row, color);
-                }
-            }
-        }
+        draw_code(frame, 0, number);
+        draw_code(frame, 1, self.sender);
         Ok(())
     }
 
@@ -733,25 +744,15 @@ impl TestPatternSource {
     /// the picture is not (or no longer) a test pattern.
     #[must_use]
     pub fn frame_number(frame: &VideoFrame) -> Option<u32> {
-        if frame.width() < Self::MIN_SIZE || frame.height() < Self::MIN_SIZE {
-            return None;
-        }
-        let code_height = code_height(frame.height());
-        let mut code = 0u32;
-        for cell in 0..CODE_CELLS {
-            let (x0, x1) = cell_span(frame.width(), cell);
-            // The middle of the cell, away from edges that coding blurs.
-            let (x, y) = ((x0 + x1) / 2, code_height / 2);
-            let luma = frame.pixel(x, y)?.y;
-            let bit = match luma {
-                0..=80 => 0,
-                170..=255 => 1,
-                _ => return None,
-            };
-            code = (code << 1) | bit;
-        }
-        let number = code >> 8;
-        (check_byte(number) == (code & 0xff) as u8).then_some(number)
+        read_code(frame, 0)
+    }
+
+    /// Reads the sender tag a [`TestPatternSource`] wrote into `frame` (see
+    /// [`TestPatternSource::with_sender`]), or `None` like
+    /// [`TestPatternSource::frame_number`].
+    #[must_use]
+    pub fn sender(frame: &VideoFrame) -> Option<u32> {
+        read_code(frame, 1)
     }
 }
 
@@ -1061,6 +1062,50 @@ fn lock(kept: &Mutex<Kept>) -> MutexGuard<'_, Kept> {
 }
 
 /// Height of the test pattern's code row: an eighth of the picture.
+/// Writes `number` (24 bits) and its check byte into code row `row`.
+fn draw_code(frame: &mut VideoFrame, row: u32, number: u32) {
+    let (width, height) = (frame.width(), frame.height());
+    let code_height = code_height(height);
+    let code = (number << 8) | u32::from(check_byte(number));
+    for cell in 0..CODE_CELLS {
+        let bit = (code >> (CODE_CELLS - 1 - cell)) & 1 == 1;
+        let color = if bit {
+            Yuv::from_rgb(255, 255, 255)
+        } else {
+            BLACK
+        };
+        let (x0, x1) = cell_span(width, cell);
+        for y in row * code_height..(row + 1) * code_height {
+            for x in x0..x1 {
+                put(frame, x, y, color);
+            }
+        }
+    }
+}
+
+/// Reads the number in code row `row`, `None` when unreadable or its check fails.
+fn read_code(frame: &VideoFrame, row: u32) -> Option<u32> {
+    if frame.width() < TestPatternSource::MIN_SIZE || frame.height() < TestPatternSource::MIN_SIZE {
+        return None;
+    }
+    let code_height = code_height(frame.height());
+    let mut code = 0u32;
+    for cell in 0..CODE_CELLS {
+        let (x0, x1) = cell_span(frame.width(), cell);
+        // The middle of the cell, away from edges that coding blurs.
+        let (x, y) = ((x0 + x1) / 2, row * code_height + code_height / 2);
+        let luma = frame.pixel(x, y)?.y;
+        let bit = match luma {
+            0..=80 => 0,
+            170..=255 => 1,
+            _ => return None,
+        };
+        code = (code << 1) | bit;
+    }
+    let number = code >> 8;
+    (check_byte(number) == (code & 0xff) as u8).then_some(number)
+}
+
 fn code_height(height: u32) -> u32 {
     (height / 8).max(2)
 }
@@ -1264,16 +1309,22 @@ mod tests {
         for expected in 0..40 {
             assert_eq!(source.read_frame(&mut frame).unwrap(), VideoRead::Frame);
             assert_eq!(TestPatternSource::frame_number(&frame), Some(expected));
+            assert_eq!(TestPatternSource::sender(&frame), Some(0));
         }
         assert_eq!(frame.timestamp(), Duration::from_millis(1300));
+        let mut tagged = pattern(320, 180).with_sender(0x12_3456);
+        tagged.read_frame(&mut frame).unwrap();
+        assert_eq!(TestPatternSource::sender(&frame), Some(0x12_3456));
+        assert_eq!(TestPatternSource::frame_number(&frame), Some(0));
         // Large numbers, the smallest size, and coarse noise on luma still decode.
-        let small = pattern(64, 64);
+        let small = pattern(64, 64).with_sender(7);
         small.draw(0xab_cdef, &mut frame).unwrap();
         let (y, _, _) = frame.planes_mut();
         for (i, s) in y.iter_mut().enumerate() {
             *s = s.saturating_add((i % 7) as u8 * 3).saturating_sub(9);
         }
         assert_eq!(TestPatternSource::frame_number(&frame), Some(0xab_cdef));
+        assert_eq!(TestPatternSource::sender(&frame), Some(7));
         // Black, white and bars are not patterns.
         let black = VideoFrame::black(320, 180).unwrap();
         assert_eq!(TestPatternSource::frame_number(&black), None);

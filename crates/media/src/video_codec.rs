@@ -426,7 +426,7 @@ mod tests {
 
     #[test]
     fn h264_round_trip_keeps_the_frame_numbers() {
-        let mut src = pattern(320, 180);
+        let mut src = pattern(320, 180).with_sender(42);
         let mut enc = H264Encoder::new(H264Config::default()).unwrap();
         let mut dec = H264Decoder::new().unwrap();
         let mut frame = VideoFrame::black(2, 2).unwrap();
@@ -438,6 +438,7 @@ mod tests {
             assert_eq!(encoded.keyframe, i == 0, "frame {i}");
             if dec.decode(&encoded.data, &mut out).unwrap() {
                 numbers.push(TestPatternSource::frame_number(&out));
+                assert_eq!(TestPatternSource::sender(&out), Some(42));
             }
         }
         assert_eq!((out.width(), out.height()), (320, 180));
