@@ -487,7 +487,10 @@ function struct<T>(name: string, fields: Field[], allowSeq = true): Codec<T> {
       } else {
         fail(path, `expected struct ${name}, got ${describe(v)}`);
       }
-      return out as T;
+      // Fields in declaration order, whatever the wire order was.
+      const ordered: Record<string, unknown> = {};
+      for (const f of fields) if (f.key in out) ordered[f.key] = out[f.key];
+      return ordered as T;
     },
     write(t) {
       const src = t as Record<string, unknown>;
