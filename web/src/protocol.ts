@@ -49,6 +49,14 @@ export type VideoKind = "camera" | "screen_share";
 /** Every {@link VideoKind}. */
 export const VIDEO_KINDS: readonly VideoKind[] = ["camera", "screen_share"];
 
+/** The size of a video stream in pixels, as its sender encodes it. */
+export interface VideoSize {
+  /** Width in pixels. */
+  width: number;
+  /** Height in pixels. */
+  height: number;
+}
+
 /** One video receive slot (a `recvonly` video section we offered) and what it shows. */
 export interface VideoSlot {
   /** The section's `a=mid`. */
