@@ -213,6 +213,8 @@ fn measure(n: usize, audio_ticks: u64) -> Held {
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
+    // `--test` (the CI smoke, as criterion takes it): prove it runs, on small rooms.
+    let smoke = args.iter().any(|a| a == "--test");
     // Filters: arguments that are neither flags nor the value of --secs.
     let filters: Vec<&String> = args
         .iter()
@@ -236,12 +238,16 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok());
     let audio_ticks = match secs {
+        _ if smoke => 10,
         Some(secs) => secs * 50,
         None if quick => 100,
         None => 500,
     };
     let mut heaps = Vec::new();
-    for n in SIZES.into_iter().filter(|&n| selected(n)) {
+    for n in SIZES
+        .into_iter()
+        .filter(|&n| selected(n) && (!smoke || n <= 50))
+    {
         let held = measure(n, audio_ticks);
         heaps.push((n, held.heap_bytes.unwrap_or(held.rust_bytes)));
     }

@@ -39,6 +39,17 @@ struct Row {
 }
 
 impl BenchArgs {
+    /// Every bench once, in criterion's test mode: what CI runs.
+    pub(crate) fn smoke() -> Self {
+        Self {
+            save_baseline: None,
+            baseline: None,
+            threshold: DEFAULT_THRESHOLD,
+            smoke: true,
+            filter: None,
+        }
+    }
+
     pub(crate) fn parse(args: &[String]) -> Result<Self> {
         let mut parsed = Self {
             save_baseline: None,

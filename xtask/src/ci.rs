@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 
-use crate::{cmd, fuzz, msrv, setup};
+use crate::{bench, cmd, fuzz, msrv, setup};
 
 /// A named step of the CI run.
 type Step = (&'static str, fn() -> Result<()>);
@@ -26,9 +26,9 @@ const STEPS: &[Step] = &[
     }),
     ("test", test),
     ("doc-test", || cargo(&["test", "--workspace", "--doc"])),
-    ("bench-build", || {
-        cargo(&["bench", "--workspace", "--no-run"])
-    }),
+    // Each `[[bench]]` once in test mode: builds only the bench targets and what they
+    // use (not every crate's libtest harness in the bench profile) and proves they run.
+    ("bench-smoke", || bench::run(&bench::BenchArgs::smoke())),
     ("fuzz", fuzz::ci_step),
 ];
 

@@ -21,7 +21,7 @@ usage: cargo xtask <command>
 commands:
   setup      install the system packages and tools the build needs (idempotent)
   ci         run everything CI runs: setup, rust-version, fmt, clippy, tests, doc tests,
-             bench build, fuzz smoke runs
+             bench smoke (every bench once), fuzz smoke runs
   bench [--save-baseline NAME] [--baseline NAME] [--threshold PCT] [--smoke] [FILTER]
              run the criterion benches; --baseline compares with a saved baseline and
              fails when a bench is slower than PCT percent (default 10)
