@@ -32,6 +32,25 @@
 //! | `media.public_addr` | none: the bound address; an IP (`203.0.113.5`, the bound port is kept) or `IP:port`, advertised as the ICE host candidate |
 //! | `media.speakers` | `3` (most speakers mixed at once in a group call) |
 //! | `media.opus_bitrate` | `32000` (bits per second of the mixed streams, 6000..=510000) |
+//! | `pstn` | none: calls to phone numbers end with 480 "no SIP trunk is configured"; see below |
+//!
+//! `[pstn]` is [`ringwire_pstn::config::PstnConfig`]: where the SIP endpoint listens,
+//! the RTP port range of phone legs, outbound trunks (address, caller ids the server
+//! owns, the country codes callers may dial: none by default) and the ring, call and
+//! media timeouts. Dialing out needs a token with the `pstn` scope.
+//!
+//! ```toml
+//! [pstn]
+//! sip_listen = "192.0.2.10:5060"
+//! rtp_ports = { first = 20000, last = 20999 }
+//! ring_timeout = "45s"
+//!
+//! [[pstn.outbound]]
+//! name = "carrier"
+//! address = "198.51.100.20:5060"
+//! caller_ids = ["+15550001111"]
+//! allowed_country_codes = ["1"]
+//! ```
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -41,6 +60,7 @@ use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use ringwire_pstn::config::PstnConfig;
 use ringwire_signaling::protocol::MAX_MESSAGE_SIZE;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -76,6 +96,9 @@ pub struct ServerConfig {
     pub dev_mode: Option<bool>,
     /// The media plane: its UDP socket, the address it advertises, the mixer.
     pub media: MediaConfig,
+    /// The PSTN gateway: SIP trunks for phone participants. Without it, calls to
+    /// phone numbers fail with 480.
+    pub pstn: Option<PstnConfig>,
 }
 
 /// The media plane's settings (`[media]`).
@@ -155,6 +178,9 @@ pub enum ConfigError {
     /// A limit is zero where that would make the server unusable.
     #[error("limits.{0} must be greater than zero")]
     ZeroLimit(&'static str),
+    /// The `[pstn]` section is not usable (the message names the entry).
+    #[error(transparent)]
+    Pstn(ringwire_pstn::Error),
     /// A `[media]` setting the media plane cannot run with.
     #[error("media.{field} {problem}")]
     Media {
@@ -178,6 +204,7 @@ impl Default for ServerConfig {
             tls: None,
             dev_mode: None,
             media: MediaConfig::default(),
+            pstn: None,
         }
     }
 }
@@ -320,7 +347,8 @@ impl ServerConfig {
     /// Checks settings the server cannot run with.
     ///
     /// # Errors
-    /// [`ConfigError::TlsRequired`], [`ConfigError::ZeroLimit`] or [`ConfigError::Media`].
+    /// [`ConfigError::TlsRequired`], [`ConfigError::ZeroLimit`], [`ConfigError::Media`]
+    /// or [`ConfigError::Pstn`].
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !self.is_dev_mode() && self.tls.is_none() {
             return Err(ConfigError::TlsRequired {
@@ -341,7 +369,11 @@ impl ServerConfig {
                 return Err(ConfigError::ZeroLimit(name));
             }
         }
-        self.media.validate()
+        self.media.validate()?;
+        if let Some(pstn) = &self.pstn {
+            pstn.validate().map_err(ConfigError::Pstn)?;
+        }
+        Ok(())
     }
 
     /// Whether development mode is on: as configured, else when `http_addr` is loopback.
@@ -494,6 +526,51 @@ mod tests {
             assert_eq!(config.limits.handshake_timeout, Duration::from_millis(300));
             // Untouched fields keep their defaults.
             assert_eq!(config.limits.max_connections_per_identity, 10);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn pstn_section_from_file() {
+        Jail::expect_with(|jail| {
+            assert_eq!(load(None).unwrap().pstn, None);
+            jail.create_file(
+                "ringwire.toml",
+                r#"
+                [pstn]
+                sip_listen = "127.0.0.1:5060"
+                rtp_ports = { first = 20000, last = 20999 }
+                ring_timeout = "45s"
+
+                [[pstn.outbound]]
+                name = "carrier"
+                address = "127.0.0.1:5070"
+                caller_ids = ["+15550001111"]
+                allowed_country_codes = ["1"]
+                "#,
+            )?;
+            let config = load(Some(Path::new("ringwire.toml"))).unwrap();
+            let pstn = config.pstn.unwrap();
+            assert_eq!(pstn.sip_listen.to_string(), "127.0.0.1:5060");
+            assert_eq!(pstn.ring_timeout, Duration::from_secs(45));
+            assert_eq!(pstn.outbound[0].allowed_country_codes, vec!["1"]);
+            // Checked like the rest: a caller id that is not E.164 is named.
+            jail.create_file(
+                "bad.toml",
+                r#"
+                [pstn]
+                sip_listen = "127.0.0.1:5060"
+                rtp_ports = { first = 20000, last = 20999 }
+                [[pstn.outbound]]
+                name = "carrier"
+                address = "127.0.0.1:5070"
+                caller_ids = ["5550001111"]
+                allowed_country_codes = ["1"]
+                "#,
+            )?;
+            let err = load(Some(Path::new("bad.toml"))).unwrap_err();
+            assert!(matches!(err, ConfigError::Pstn(_)), "{err}");
+            assert!(err.to_string().contains("5550001111"), "{err}");
             Ok(())
         });
     }

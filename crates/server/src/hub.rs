@@ -8,6 +8,8 @@
 //!
 //! Media commands go to the media worker ([`crate::media`]) without waiting; what the
 //! worker reports (answers, failures, dominant speakers) comes back as one more input.
+//! Gateway commands for phone numbers go to the [`Gateway`] (also without waiting);
+//! what its legs report comes back as one more input too.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -15,10 +17,11 @@ use std::sync::Arc;
 use ringwire_signaling::controller::{
     CallController, Command, ConnectionId, ControllerStats, GatewayCommand, GatewayEvent,
 };
-use ringwire_signaling::{EndReason, Identifier, MediaPayload, MediaPayloadKind, UserId};
+use ringwire_signaling::{CallId, EndReason, Identifier, MediaPayload, MediaPayloadKind, UserId};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use crate::gateway::{Gateway, LegId};
 use crate::media::{MediaEvent, MediaHandle};
 
 /// How many frames may wait for one connection before it counts as too slow and is
@@ -67,6 +70,12 @@ enum Input {
         done: oneshot::Sender<()>,
     },
     Media(MediaEvent),
+    Leg {
+        call_id: CallId,
+        target: Identifier,
+        leg: LegId,
+        event: GatewayEvent,
+    },
 }
 
 /// A cheap, cloneable handle to the hub task.
@@ -101,11 +110,13 @@ pub(crate) fn channel() -> (HubHandle, HubInbox) {
 }
 
 impl HubInbox {
-    /// Starts the hub task around `controller`; media commands go to `media`.
+    /// Starts the hub task around `controller`; media commands go to `media`, phone
+    /// legs to `gateway`.
     pub(crate) fn spawn(
         self,
         controller: CallController,
         media: MediaHandle,
+        gateway: Gateway,
     ) -> tokio::task::JoinHandle<()> {
         let hub = Hub {
             controller,
@@ -113,6 +124,7 @@ impl HubInbox {
             connections: BTreeMap::new(),
             next_connection: 0,
             media,
+            gateway,
         };
         tokio::spawn(hub.run())
     }
@@ -131,6 +143,30 @@ impl WeakHub {
                 let _ = tx.send(input).await;
             });
         }
+    }
+}
+
+impl WeakHub {
+    /// Hands the hub what a phone leg reports, in order (waits for room in the queue;
+    /// only the leg's own task waits). A stopped hub needs no news.
+    pub(crate) async fn leg_event(
+        &self,
+        call_id: CallId,
+        target: Identifier,
+        leg: LegId,
+        event: GatewayEvent,
+    ) {
+        let Some(tx) = self.tx.upgrade() else {
+            return;
+        };
+        let _ = tx
+            .send(Input::Leg {
+                call_id,
+                target,
+                leg,
+                event,
+            })
+            .await;
     }
 }
 
@@ -215,6 +251,7 @@ struct Hub {
     connections: BTreeMap<ConnectionId, mpsc::Sender<Outbound>>,
     next_connection: u64,
     media: MediaHandle,
+    gateway: Gateway,
 }
 
 impl Hub {
@@ -289,6 +326,19 @@ impl Hub {
                 return Some(done);
             }
             Input::Media(event) => self.media_event(event, now),
+            Input::Leg {
+                call_id,
+                target,
+                leg,
+                event,
+            } => {
+                if self.gateway.accept_report(&call_id, &target, leg, &event) {
+                    self.controller
+                        .handle_gateway_event(&call_id, &target, event, now);
+                } else {
+                    tracing::debug!(%call_id, %target, ?event, "report of a phone leg already let go");
+                }
+            }
         }
         self.drain();
         None
@@ -337,17 +387,33 @@ impl Hub {
                 );
             }
             Command::Gateway(GatewayCommand::Dial {
+                call_id,
+                target: Identifier::Phone(number),
+                caller_id,
+                ..
+            }) => {
+                if let Err(reason) = self.gateway.dial(&call_id, &number, caller_id.as_ref()) {
+                    tracing::debug!(%call_id, %number, ?reason, "phone leg refused");
+                    self.controller.handle_gateway_event(
+                        &call_id,
+                        &Identifier::Phone(number),
+                        GatewayEvent::Ended(reason),
+                        now,
+                    );
+                }
+            }
+            Command::Gateway(GatewayCommand::Dial {
                 call_id, target, ..
             }) => {
-                // Phone numbers: no SIP trunk is wired in yet, so the leg fails at once
-                // with a reason the caller can show.
+                // The controller dials users through their sessions, never here.
                 tracing::debug!(%call_id, %target, "no gateway for this target");
-                let ended =
-                    GatewayEvent::Ended(EndReason::new(480, 4800, "no SIP trunk is configured"));
+                let ended = GatewayEvent::Ended(EndReason::not_found());
                 self.controller
                     .handle_gateway_event(&call_id, &target, ended, now);
             }
-            Command::Gateway(GatewayCommand::HangUp { .. }) => {}
+            Command::Gateway(GatewayCommand::HangUp {
+                call_id, target, ..
+            }) => self.gateway.hang_up(&call_id, &target),
             Command::Media(command) => self.media.command(command),
         }
     }
@@ -454,6 +520,7 @@ mod tests {
             connections: BTreeMap::new(),
             next_connection: 0,
             media: MediaHandle::detached(),
+            gateway: Gateway::disabled(),
         };
         let (reply, opened) = oneshot::channel();
         tx.try_send(Input::Open { reply }).unwrap();

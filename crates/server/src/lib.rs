@@ -33,6 +33,15 @@
 //! speakers. [`RunningServer::media_addr`] says where it listens and
 //! [`RunningServer::media_stats`] what it did.
 //!
+//! # PSTN
+//! With `[pstn]` configured, the hub's gateway (the `gateway` module) turns the
+//! controller's dials of `4:+E.164` numbers into outbound SIP legs through the
+//! configured trunk ([`ringwire_pstn`]): one task per leg owns its RTP socket (in
+//! `rtp_ports`) and the SIP dialog, reports ringing, early media, answer and end
+//! (SIP final responses map one to one to end reasons), and once answered the phone
+//! is a local participant of the call's media room, G.711 transcoded to and from
+//! the room's 48 kHz opus. [`RunningServer::sip_addr`] says where SIP listens.
+//!
 //! # TLS
 //! With `[tls]` configured, the HTTP listener terminates TLS itself (rustls through
 //! tokio-rustls, in the `tls` module): REST API, metrics and WebSocket signaling are
@@ -65,6 +74,7 @@ use tokio_util::task::TaskTracker;
 
 pub mod config;
 mod error;
+mod gateway;
 mod http;
 mod hub;
 pub mod identity;
@@ -101,7 +111,10 @@ pub struct RunningServer {
     quic_addr: SocketAddr,
     media_addr: SocketAddr,
     media_candidate: SocketAddr,
+    sip_addr: Option<SocketAddr>,
     media: MediaHandle,
+    /// Phone legs' tasks, so shutdown can wait for their BYEs.
+    legs: TaskTracker,
     certificate: Certificate,
     access_key_path: PathBuf,
     shared: Arc<Shared>,
@@ -183,7 +196,33 @@ impl Server {
         let (hub, inbox) = hub::channel();
         let (media, media_task) =
             media_socket.spawn(&config.media, hub.downgrade(), metrics.media.clone());
-        let hub_task = inbox.spawn(CallController::new(controller_config), media.clone());
+        let legs = TaskTracker::new();
+        let gateway = gateway::Gateway::start(
+            config.pstn.as_ref(),
+            hub.downgrade(),
+            media.downgrade(),
+            legs.clone(),
+            keys::random_u64()?,
+        )
+        .await
+        .map_err(
+            |gateway::GatewayError::Bind { addr, source }| match source {
+                ringwire_pstn::Error::Io(source) => Error::Bind { addr, source },
+                other => Error::Bind {
+                    addr,
+                    source: std::io::Error::other(other),
+                },
+            },
+        )?;
+        let sip_addr = gateway
+            .sip_port()
+            .zip(config.pstn.as_ref())
+            .map(|(port, pstn)| SocketAddr::new(pstn.sip_listen.ip(), port));
+        let hub_task = inbox.spawn(
+            CallController::new(controller_config),
+            media.clone(),
+            gateway,
+        );
 
         let listener = tokio::net::TcpListener::bind(config.http_addr)
             .await
@@ -260,7 +299,9 @@ impl Server {
             quic_addr,
             media_addr,
             media_candidate,
+            sip_addr,
             media,
+            legs,
             certificate,
             access_key_path,
             shared,
@@ -293,6 +334,12 @@ impl RunningServer {
     /// `[media] public_addr` when set, else [`RunningServer::media_addr`].
     pub fn media_candidate(&self) -> SocketAddr {
         self.media_candidate
+    }
+
+    /// Where the PSTN gateway's SIP endpoint listens (the real port when 0 was asked
+    /// for), when `[pstn]` is configured.
+    pub fn sip_addr(&self) -> Option<SocketAddr> {
+        self.sip_addr
     }
 
     /// The media engine's counters (participants, packets forwarded, mixed, decoded),
@@ -345,6 +392,11 @@ impl RunningServer {
             tracing::warn!(
                 "websocket connections still open after {SHUTDOWN_GRACE:?}; dropping them"
             );
+        }
+        // Calls are over: phone legs are sending their CANCEL or BYE.
+        self.legs.close();
+        if timeout(SHUTDOWN_GRACE, self.legs.wait()).await.is_err() {
+            tracing::warn!("phone legs still hanging up after {SHUTDOWN_GRACE:?}; leaving them");
         }
         // The worker stops once every handle is gone: the hub's goes with the hub, which
         // stopped above; this is the last one.

@@ -16,6 +16,10 @@
 //!   connection that sent it; the participant stays in the call and may offer again.
 //! - A participant whose media fails leaves the call with 410 (media failure).
 //! - The dominant speakers of each call go to its participants.
+//! - Phone legs ([`crate::gateway`]) are local participants: once the controller
+//!   says a leg answered (`Join` of a `4:` participant), the phone's transcoded voice
+//!   goes into the room and what the room has for the phone goes to the leg's input,
+//!   never waiting for it (a leg that falls behind loses packets, not the worker).
 //!
 //! The worker stops when every [`MediaHandle`] is gone (the hub's goes when the hub
 //! stops, the server's in [`crate::RunningServer::shut_down`]).
@@ -28,6 +32,8 @@ use ringwire_signaling::EndReason;
 
 use ringwire_media::router::{StreamKind, SubscriberKind};
 use ringwire_media::server::{MediaServer, MediaServerConfig, MediaServerStats, ServerEvent};
+use ringwire_pstn::media::CallAudio;
+use ringwire_pstn::sip::LegInput;
 use ringwire_signaling::controller::MediaCommand;
 use ringwire_signaling::{CallId, ClientKind, Identifier, MediaPayloadKind, VideoKind, VideoSlot};
 use tokio::net::UdpSocket;
@@ -108,6 +114,18 @@ enum Input {
     Stats {
         reply: oneshot::Sender<MediaServerStats>,
     },
+    /// A phone leg was dialed: where the audio it should hear goes.
+    AttachPhone {
+        call_id: CallId,
+        participant: Identifier,
+        input: mpsc::Sender<LegInput>,
+    },
+    /// 20 ms of a phone's voice.
+    PhoneAudio {
+        call_id: CallId,
+        participant: Identifier,
+        audio: CallAudio,
+    },
 }
 
 /// A cheap, cloneable handle to the media worker.
@@ -115,6 +133,13 @@ enum Input {
 pub(crate) struct MediaHandle {
     tx: mpsc::Sender<Input>,
     metrics: MediaMetrics,
+}
+
+/// A handle that does not keep the worker alive, for phone legs: the worker stops at
+/// shutdown whatever legs still run.
+#[derive(Debug, Clone)]
+pub(crate) struct WeakMedia {
+    tx: mpsc::WeakSender<Input>,
 }
 
 /// The media socket, bound but not yet served.
@@ -138,6 +163,8 @@ struct Worker {
     participants_changed: bool,
     /// Echo test calls (`8:echo123`), one bot per call.
     echo: BTreeMap<CallId, EchoBot>,
+    /// Phone legs' inputs, by call and phone participant.
+    phones: BTreeMap<(CallId, Identifier), mpsc::Sender<LegInput>>,
 }
 
 impl MediaSocket {
@@ -182,6 +209,7 @@ impl MediaSocket {
             metrics: metrics.clone(),
             participants_changed: false,
             echo: BTreeMap::new(),
+            phones: BTreeMap::new(),
         };
         (MediaHandle { tx, metrics }, tokio::spawn(worker.run()))
     }
@@ -203,6 +231,13 @@ impl MediaHandle {
         }
     }
 
+    /// A handle for phone legs that does not keep the worker running.
+    pub(crate) fn downgrade(&self) -> WeakMedia {
+        WeakMedia {
+            tx: self.tx.downgrade(),
+        }
+    }
+
     /// A handle with no worker behind it (hub unit tests): commands are dropped.
     #[cfg(test)]
     pub(crate) fn detached() -> MediaHandle {
@@ -218,6 +253,42 @@ impl MediaHandle {
         let (reply, rx) = oneshot::channel();
         self.tx.send(Input::Stats { reply }).await.ok()?;
         rx.await.ok()
+    }
+}
+
+impl WeakMedia {
+    /// A phone leg was dialed in `call_id`; the room's audio for `participant` goes to
+    /// `input` once it has joined.
+    pub(crate) fn attach_phone(
+        &self,
+        call_id: CallId,
+        participant: Identifier,
+        input: mpsc::Sender<LegInput>,
+    ) {
+        self.try_send(Input::AttachPhone {
+            call_id,
+            participant,
+            input,
+        });
+    }
+
+    /// 20 ms of a phone's voice for its call. Dropped when the worker is far behind, as
+    /// a lossy network would.
+    pub(crate) fn phone_audio(&self, call_id: CallId, participant: Identifier, audio: CallAudio) {
+        self.try_send(Input::PhoneAudio {
+            call_id,
+            participant,
+            audio,
+        });
+    }
+
+    fn try_send(&self, input: Input) {
+        let Some(tx) = self.tx.upgrade() else {
+            return;
+        };
+        if let Err(error) = tx.try_send(input) {
+            tracing::debug!(%error, "media worker busy or stopped; phone input dropped");
+        }
     }
 }
 
@@ -280,6 +351,26 @@ impl Worker {
                 self.participants_changed = true;
                 self.command(command, now);
             }
+            Input::AttachPhone {
+                call_id,
+                participant,
+                input,
+            } => {
+                self.phones.insert((call_id, participant), input);
+            }
+            Input::PhoneAudio {
+                call_id,
+                participant,
+                audio,
+            } => self.server.send_local_audio(
+                &call_id,
+                &participant,
+                audio.seq,
+                audio.rtp_time,
+                audio.level,
+                &audio.packet,
+                now,
+            ),
         }
     }
 
@@ -292,6 +383,10 @@ impl Worker {
             } => {
                 if participant == Identifier::EchoService {
                     self.join_echo(call_id, now);
+                    return;
+                }
+                if matches!(participant, Identifier::Phone(_)) {
+                    self.join_phone(call_id, participant, now);
                     return;
                 }
                 let joined = self.server.join(&call_id, &participant, now);
@@ -317,6 +412,7 @@ impl Worker {
                 if participant == Identifier::EchoService {
                     self.echo.remove(&call_id);
                 }
+                self.phones.remove(&(call_id.clone(), participant.clone()));
                 self.server.leave(&call_id, &participant);
             }
             MediaCommand::Update {
@@ -351,6 +447,7 @@ impl Worker {
             ),
             MediaCommand::CloseCall { call_id } => {
                 self.echo.remove(&call_id);
+                self.phones.retain(|(call, _), _| *call != call_id);
                 self.server.close_call(&call_id);
             }
             MediaCommand::Payload {
@@ -409,6 +506,19 @@ impl Worker {
         }
     }
 
+    /// A phone leg answered: it joins the room as a local participant, heard and
+    /// hearing through its leg.
+    fn join_phone(&mut self, call_id: CallId, participant: Identifier, now: std::time::Instant) {
+        if let Err(error) = self.server.join_local(&call_id, &participant, now) {
+            // Only the server's own codec setup can fail here.
+            tracing::error!(%call_id, %participant, %error, "phone leg could not join the room");
+            self.hub.media_event(MediaEvent::Failed {
+                call_id,
+                participant,
+            });
+        }
+    }
+
     fn echo_failed(&mut self, call_id: CallId, error: &str) {
         // Only the server's own codec setup can fail here; the caller hears why.
         tracing::error!(%call_id, %error, "echo service could not start");
@@ -458,8 +568,25 @@ impl Worker {
     fn drain(&mut self) {
         let now = Instant::now().into_std();
         while let Some(audio) = self.server.poll_local_audio() {
-            if let Some(bot) = self.echo.get_mut(&audio.call) {
-                bot.handle_audio(&audio.packet, now);
+            match audio.participant {
+                Identifier::EchoService => {
+                    if let Some(bot) = self.echo.get_mut(&audio.call) {
+                        bot.handle_audio(&audio.packet, now);
+                    }
+                }
+                Identifier::Phone(_) => {
+                    let key = (audio.call, audio.participant);
+                    let gone = self.phones.get(&key).is_some_and(|leg| {
+                        matches!(
+                            leg.try_send(LegInput::Audio(audio.packet)),
+                            Err(mpsc::error::TrySendError::Closed(_))
+                        )
+                    });
+                    if gone {
+                        self.phones.remove(&key);
+                    }
+                }
+                Identifier::User(_) => {}
             }
         }
         while let Some(transmit) = self.server.poll_transmit() {

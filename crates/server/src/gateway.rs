@@ -1,0 +1,391 @@
+//! The PSTN gateway: the controller's `Dial`s of `4:+E.164` targets become outbound
+//! SIP legs through a configured trunk (`[pstn]`, [`ringwire_pstn::config`]).
+//!
+//! The hub owns the [`Gateway`] and calls it from its drain, so it never waits: a
+//! dial checks the route, binds an RTP socket in the configured port range and
+//! spawns the leg's task ([`ringwire_pstn::sip::dial`]), which runs until the leg
+//! ends. What the leg reports goes where it belongs:
+//! - ringing, early media, answered, ended: to the hub, as the controller's
+//!   [`GatewayEvent`]s (SIP final responses map one to one to end reasons:
+//!   [`ringwire_pstn::sip::end_reason`]);
+//! - the phone's voice (20 ms opus frames, G.711 transcoded by the leg's
+//!   [`PhoneMedia`](ringwire_pstn::media::PhoneMedia)): to the media worker, where
+//!   the phone is a local participant of the call's room once answered;
+//! - what the phone hears: the media worker hands the room's packets for the phone
+//!   to the leg's input (see [`crate::media`]).
+//!
+//! The controller's `HangUp` becomes CANCEL before an answer and BYE after. A leg
+//! the far end ended is reported once; a report from a leg the gateway already let
+//! go (the caller hung up first, or a newer leg for the same number in the same
+//! call) is dropped, so a late `Ended` never removes the wrong participant.
+//!
+//! Without `[pstn]` every phone dial fails at once with 480 "no SIP trunk is
+//! configured".
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+
+use ringwire_media::codec::OpusConfig;
+use ringwire_pstn::config::{DialRefusal, PortRange, PstnConfig};
+use ringwire_pstn::media::PhoneMediaConfig;
+use ringwire_pstn::sip::{DialRequest, LegInput, LegOutput, SipEndpoint};
+use ringwire_signaling::controller::GatewayEvent;
+use ringwire_signaling::{CallId, EndReason, Identifier, PhoneNumber};
+use tokio::sync::mpsc;
+use tokio_util::task::TaskTracker;
+
+use crate::hub::WeakHub;
+use crate::media::WeakMedia;
+
+/// Packets waiting for a leg (20 ms each): a leg further behind than this loses audio
+/// rather than making the media worker wait.
+const LEG_INPUT_QUEUE: usize = 64;
+/// Outputs of a leg waiting to be forwarded.
+const LEG_OUTPUT_QUEUE: usize = 256;
+
+/// Tells legs of the same call and number apart (a number dialed again in a call).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct LegId(u64);
+
+/// What the hub does with phone targets. See the [module docs](self).
+#[derive(Debug)]
+pub(crate) struct Gateway {
+    pstn: Option<Pstn>,
+}
+
+#[derive(Debug)]
+struct Pstn {
+    config: PstnConfig,
+    sip: SipEndpoint,
+    ports: PortAllocator,
+    legs: BTreeMap<(CallId, Identifier), Leg>,
+    next_leg: u64,
+    ssrc_seed: u64,
+    hub: WeakHub,
+    media: WeakMedia,
+    tracker: TaskTracker,
+}
+
+#[derive(Debug)]
+struct Leg {
+    id: LegId,
+    input: mpsc::Sender<LegInput>,
+}
+
+/// Hands out RTP sockets in the configured range, round robin over even ports
+/// (RFC 3550 §11: RTP on an even port), skipping ports in use.
+#[derive(Debug)]
+struct PortAllocator {
+    range: PortRange,
+    next: u16,
+}
+
+/// Why the gateway could not start.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum GatewayError {
+    /// The SIP socket could not be bound.
+    #[error("binding the SIP socket {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// What failed.
+        #[source]
+        source: ringwire_pstn::Error,
+    },
+}
+
+impl Gateway {
+    /// Binds the SIP endpoint when `[pstn]` is configured; legs' tasks go on `tracker`.
+    pub(crate) async fn start(
+        config: Option<&PstnConfig>,
+        hub: WeakHub,
+        media: WeakMedia,
+        tracker: TaskTracker,
+        seed: u64,
+    ) -> Result<Gateway, GatewayError> {
+        let Some(config) = config else {
+            return Ok(Gateway::disabled());
+        };
+        let sip = SipEndpoint::bind(config.sip_listen, config.advertised_ip)
+            .await
+            .map_err(|source| GatewayError::Bind {
+                addr: config.sip_listen,
+                source,
+            })?;
+        tracing::info!(sip = %config.sip_listen, trunks = config.outbound.len(), "pstn gateway started");
+        Ok(Gateway {
+            pstn: Some(Pstn {
+                config: config.clone(),
+                sip,
+                ports: PortAllocator::new(config.rtp_ports),
+                legs: BTreeMap::new(),
+                next_leg: 0,
+                ssrc_seed: seed,
+                hub,
+                media,
+                tracker,
+            }),
+        })
+    }
+
+    /// A gateway without trunks: every phone dial fails with 480.
+    pub(crate) fn disabled() -> Gateway {
+        Gateway { pstn: None }
+    }
+
+    /// The SIP port, when the gateway runs.
+    pub(crate) fn sip_port(&self) -> Option<u16> {
+        self.pstn.as_ref().map(|p| p.sip.port())
+    }
+
+    /// Starts an outbound leg to `number` in `call_id`.
+    ///
+    /// # Errors
+    /// The end reason for the caller when the call cannot be placed: no trunk (480),
+    /// a destination or caller id the configuration does not allow (403), no free RTP
+    /// port (503).
+    pub(crate) fn dial(
+        &mut self,
+        call_id: &CallId,
+        number: &PhoneNumber,
+        caller_id: Option<&PhoneNumber>,
+    ) -> Result<(), EndReason> {
+        let Some(pstn) = self.pstn.as_mut() else {
+            return Err(no_trunk());
+        };
+        pstn.dial(call_id, number, caller_id)
+    }
+
+    /// The controller dropped a phone leg: CANCEL or BYE it. Not ours (the echo
+    /// service, a leg already over): nothing to do.
+    pub(crate) fn hang_up(&mut self, call_id: &CallId, target: &Identifier) {
+        let Some(pstn) = self.pstn.as_mut() else {
+            return;
+        };
+        if let Some(leg) = pstn.legs.remove(&(call_id.clone(), target.clone())) {
+            tracing::debug!(%call_id, %target, "hanging up phone leg");
+            // A full queue means the leg is far behind; dropping the sender ends it
+            // too (the leg treats a closed input as a hang-up).
+            let _ = leg.input.try_send(LegInput::HangUp);
+        }
+    }
+
+    /// Whether a leg's report is about the current leg for its target; an `Ended`
+    /// lets the leg go.
+    pub(crate) fn accept_report(
+        &mut self,
+        call_id: &CallId,
+        target: &Identifier,
+        leg: LegId,
+        event: &GatewayEvent,
+    ) -> bool {
+        let Some(pstn) = self.pstn.as_mut() else {
+            return false;
+        };
+        let key = (call_id.clone(), target.clone());
+        if pstn.legs.get(&key).is_none_or(|l| l.id != leg) {
+            return false;
+        }
+        if matches!(event, GatewayEvent::Ended(_)) {
+            pstn.legs.remove(&key);
+        }
+        true
+    }
+}
+
+impl Pstn {
+    fn dial(
+        &mut self,
+        call_id: &CallId,
+        number: &PhoneNumber,
+        caller_id: Option<&PhoneNumber>,
+    ) -> Result<(), EndReason> {
+        let (trunk, caller_id) = self
+            .config
+            .route(number, caller_id)
+            .map_err(|refusal| refused(&refusal))?;
+        let trunk_addr = trunk.address;
+        let trunk_name = trunk.name.clone();
+        let bind_ip = self.config.sip_listen.ip();
+        let Some(socket) = self.ports.bind(bind_ip) else {
+            tracing::warn!(%call_id, range = ?self.config.rtp_ports, "no free RTP port for a phone leg");
+            return Err(EndReason::new(
+                503,
+                4802,
+                "no media port free for the phone call",
+            ));
+        };
+        let rtp = match socket.local_addr() {
+            Ok(addr) => addr,
+            Err(error) => {
+                tracing::warn!(%error, "RTP socket has no address");
+                return Err(EndReason::server_error());
+            }
+        };
+        self.next_leg += 1;
+        let id = LegId(self.next_leg);
+        // Distinct per leg, unpredictable across servers (RFC 3550 §8.1).
+        let ssrc = (self.ssrc_seed ^ self.next_leg.wrapping_mul(0x9E37_79B9_7F4A_7C15)) as u32;
+        let request = DialRequest {
+            trunk: trunk_addr,
+            number: number.as_str().to_owned(),
+            caller_id,
+            rtp,
+            ring_timeout: self.config.ring_timeout,
+            max_duration: self.config.max_call_duration,
+            media: PhoneMediaConfig {
+                local: rtp,
+                media_timeout: self.config.media_timeout,
+                ssrc,
+                // Phone audio never pauses (G.711 has no DTX), and a steady tone must
+                // not be taken for background noise and thinned out.
+                opus: OpusConfig {
+                    dtx: false,
+                    ..OpusConfig::default()
+                },
+            },
+        };
+        let target = Identifier::Phone(number.clone());
+        let (input, input_rx) = mpsc::channel(LEG_INPUT_QUEUE);
+        let (output, output_rx) = mpsc::channel(LEG_OUTPUT_QUEUE);
+        tracing::debug!(%call_id, %target, trunk = %trunk_name, %rtp, "dialing phone leg");
+        self.media
+            .attach_phone(call_id.clone(), target.clone(), input.clone());
+        self.tracker.spawn(ringwire_pstn::sip::dial(
+            self.sip.clone(),
+            request,
+            socket,
+            input_rx,
+            output,
+        ));
+        self.tracker.spawn(forward(
+            output_rx,
+            call_id.clone(),
+            target.clone(),
+            id,
+            self.hub.clone(),
+            self.media.clone(),
+        ));
+        self.legs
+            .insert((call_id.clone(), target), Leg { id, input });
+        Ok(())
+    }
+}
+
+/// Moves a leg's outputs to the hub (events, in order) and the media worker (audio).
+async fn forward(
+    mut outputs: mpsc::Receiver<LegOutput>,
+    call_id: CallId,
+    target: Identifier,
+    leg: LegId,
+    hub: WeakHub,
+    media: WeakMedia,
+) {
+    while let Some(output) = outputs.recv().await {
+        match output {
+            LegOutput::Event(event) => {
+                tracing::debug!(%call_id, %target, ?event, "phone leg");
+                hub.leg_event(call_id.clone(), target.clone(), leg, event)
+                    .await;
+            }
+            LegOutput::Audio(audio) => media.phone_audio(call_id.clone(), target.clone(), audio),
+            LegOutput::Dtmf(digit) => {
+                // Not yet delivered to the call's clients (protocol has no DTMF event).
+                tracing::debug!(%call_id, %target, digit = %digit.to_char(), "dtmf from phone");
+            }
+        }
+    }
+}
+
+impl PortAllocator {
+    fn new(range: PortRange) -> PortAllocator {
+        PortAllocator {
+            range,
+            next: range.first,
+        }
+    }
+
+    /// An RTP socket on the next free even port of the range, or `None` when every
+    /// one is taken.
+    fn bind(&mut self, ip: IpAddr) -> Option<tokio::net::UdpSocket> {
+        let PortRange { first, last } = self.range;
+        let first_even = first + first % 2;
+        let count = (last.saturating_sub(first_even)) / 2 + 1;
+        for _ in 0..count {
+            let mut port = self.next + self.next % 2;
+            if port < first_even || port > last {
+                port = first_even;
+            }
+            self.next = port.saturating_add(2);
+            let Ok(socket) = std::net::UdpSocket::bind(SocketAddr::new(ip, port)) else {
+                continue;
+            };
+            if socket.set_nonblocking(true).is_err() {
+                continue;
+            }
+            match tokio::net::UdpSocket::from_std(socket) {
+                Ok(socket) => return Some(socket),
+                Err(error) => tracing::debug!(%error, port, "RTP socket not usable"),
+            }
+        }
+        None
+    }
+}
+
+fn no_trunk() -> EndReason {
+    EndReason::new(480, 4800, "no SIP trunk is configured")
+}
+
+/// The end reason the caller sees for a dial the configuration refuses.
+fn refused(refusal: &DialRefusal) -> EndReason {
+    match refusal {
+        DialRefusal::NoTrunk => no_trunk(),
+        DialRefusal::CountryNotAllowed => EndReason::new(403, 4033, &refusal.to_string()),
+        DialRefusal::CallerIdNotOwned => EndReason::new(403, 4034, &refusal.to_string()),
+        other => EndReason::forbidden(&other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn ports_stay_in_range_and_skip_taken_ones() {
+        // Find a free even pair of ports to work with.
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let base = probe.local_addr().unwrap().port() & !1;
+        drop(probe);
+        let range = PortRange {
+            first: base,
+            last: base + 3,
+        };
+        let mut ports = PortAllocator::new(range);
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let Some(a) = ports.bind(ip) else {
+            // Someone else took the ports between probe and bind; nothing to check.
+            return;
+        };
+        let a_port = a.local_addr().unwrap().port();
+        assert_eq!(a_port % 2, 0);
+        assert!((range.first..=range.last).contains(&a_port));
+        if let Some(b) = ports.bind(ip) {
+            let b_port = b.local_addr().unwrap().port();
+            assert_ne!(a_port, b_port);
+            assert!((range.first..=range.last).contains(&b_port));
+            // Both even ports are taken now.
+            assert!(ports.bind(ip).is_none());
+        }
+        drop(a);
+        assert!(ports.bind(ip).is_some(), "a freed port is used again");
+    }
+
+    #[test]
+    fn refusals_have_their_own_reasons() {
+        assert_eq!(refused(&DialRefusal::NoTrunk).code, 480);
+        let country = refused(&DialRefusal::CountryNotAllowed);
+        assert_eq!((country.code, country.subcode), (403, 4033));
+        assert!(country.message.contains("country"));
+        assert_eq!(refused(&DialRefusal::CallerIdNotOwned).subcode, 4034);
+    }
+}

@@ -1,0 +1,341 @@
+//! The PSTN gateway end to end: the real server with a `[pstn]` trunk pointing at sipp
+//! (the trunk's far end, a UAS on loopback), and a native client (ringwire-calling)
+//! calling `4:+15551230000`.
+//!
+//! - sipp answers and echoes RTP: the client hears its own tone back after it went
+//!   opus -> G.711 (PCMU) -> sipp -> G.711 -> opus, checked by Goertzel SNR; the
+//!   client hangs up, the gateway sends BYE, sipp finishes its scenario cleanly.
+//! - sipp answers 486 / 603: the call ends at the client with that end reason.
+//! - A destination country the trunk does not allow ends with 403 before any SIP.
+//!
+//! Skipped (with a message) when `sipp` is not installed (`apt install sip-tester`),
+//! except under CI (`CI` set), where a missing sipp fails them: setup installs it.
+//! Timeouts only turn a hang into a failure; nothing asserts on how long anything takes.
+
+#![allow(clippy::unwrap_used)] // Helpers outside #[test] fns unwrap too.
+
+use std::net::{SocketAddr, UdpSocket as StdUdp};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use ringwire_calling::{AudioOptions, ConnectOptions, Endpoint, EventStream, SignalingClient};
+use ringwire_media::audio_io::{MemorySink, ToneSource};
+use ringwire_media::client::CallMediaConfig;
+use ringwire_media::codec::OpusConfig;
+use ringwire_pstn::config::{OutboundTrunk, PortRange, PstnConfig, SipTransport};
+use ringwire_server::{RunningServer, Server, ServerConfig};
+use ringwire_signaling::{
+    CallId, CallState, EndReason, Event, Identifier, JoinOptions, Scope, Scopes, UserId,
+};
+
+/// Longest any single expected thing may take before the test fails.
+const GUARD: Duration = Duration::from_secs(20);
+/// The number the client dials (the trunk allows country code 1).
+const NUMBER: &str = "+15551230000";
+/// The client's tone: below G.711's 4 kHz band edge, a whole number of cycles in 20 ms.
+const TONE_HZ: f64 = 1000.0;
+
+/// A sipp process, killed when dropped if it has not exited.
+struct Sipp {
+    child: Child,
+    addr: SocketAddr,
+    /// Holds the scenario files until sipp is gone.
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Sipp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Sipp {
+    /// Waits until sipp has bound its SIP port (our own bind of it fails).
+    async fn until_listening(&self) {
+        let started = tokio::time::Instant::now();
+        while StdUdp::bind(self.addr).is_ok() {
+            assert!(started.elapsed() < GUARD, "sipp never bound {}", self.addr);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits for sipp to finish its scenario (`-m 1`: after one call).
+    async fn exit(&mut self) -> ExitStatus {
+        let started = tokio::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(started.elapsed() < GUARD, "sipp did not finish its call");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+fn have_sipp() -> bool {
+    let found = Command::new("sipp")
+        .arg("-v")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok();
+    // `cargo xtask setup` installs sipp, so CI must never skip these tests.
+    assert!(
+        found || std::env::var_os("CI").is_none(),
+        "sipp is missing; run `cargo xtask setup`"
+    );
+    if !found {
+        eprintln!("sipp not installed; skipping");
+    }
+    found
+}
+
+fn free_port() -> u16 {
+    StdUdp::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// sipp as a UAS for one call: the built-in `uas` scenario with RTP echo (`None`), or
+/// one that answers the INVITE with `status` and waits for the ACK.
+async fn sipp_uas(status: Option<u16>) -> Sipp {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let media = free_port();
+    let mut cmd = Command::new("sipp");
+    cmd.current_dir(dir.path());
+    match status {
+        None => {
+            cmd.args(["-sn", "uas", "-rtp_echo"]);
+        }
+        Some(code) => {
+            let xml = format!(
+                r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="refuse">
+  <recv request="INVITE" />
+  <send><![CDATA[
+
+      SIP/2.0 {code} Refused
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+  ]]></send>
+  <recv request="ACK" />
+</scenario>"#
+            );
+            std::fs::write(dir.path().join("refuse.xml"), xml).unwrap();
+            cmd.args(["-sf", "refuse.xml"]);
+        }
+    }
+    cmd.args(["-i", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-mi", "127.0.0.1", "-mp", &media.to_string()])
+        .args(["-bind_local", "-m", "1", "-nostdin", "-timeout", "60s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let sipp = Sipp {
+        child: cmd.spawn().expect("sipp starts"),
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        _dir: dir,
+    };
+    sipp.until_listening().await;
+    sipp
+}
+
+/// The server with one outbound trunk to `trunk` for country code 1.
+async fn server(trunk: SocketAddr) -> (RunningServer, tempfile::TempDir) {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let dir = tempfile::tempdir().unwrap();
+    let config = ServerConfig {
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        quic_addr: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().to_path_buf(),
+        pstn: Some(PstnConfig {
+            sip_listen: "127.0.0.1:0".parse().unwrap(),
+            advertised_ip: None,
+            // Below the ephemeral range, so sipp's ports never collide with it.
+            rtp_ports: PortRange {
+                first: 21000,
+                last: 21199,
+            },
+            outbound: vec![OutboundTrunk {
+                name: "sipp".into(),
+                address: trunk,
+                transport: SipTransport::Udp,
+                credentials: None,
+                caller_ids: vec!["+15550001111".into()],
+                allowed_country_codes: vec!["1".into()],
+            }],
+            inbound: Vec::new(),
+            dispatch: Vec::new(),
+            ring_timeout: Duration::from_secs(20),
+            max_call_duration: Duration::from_secs(300),
+            media_timeout: Duration::from_secs(20),
+        }),
+        ..ServerConfig::default()
+    };
+    let server = Server::start(config).await.unwrap();
+    assert!(server.sip_addr().is_some(), "the gateway runs");
+    (server, dir)
+}
+
+/// A native client whose token may call phone numbers.
+async fn client(server: &RunningServer) -> (SignalingClient, EventStream) {
+    let user = UserId::new("alice").unwrap();
+    let scopes = Scopes::from(Scope::Voip).with(Scope::Pstn);
+    let token = server.issue_token(&user, scopes, Duration::from_secs(3600));
+    let endpoint = Endpoint::ws(format!("ws://{}/v1/signaling", server.http_addr()));
+    let mut options = ConnectOptions::default();
+    options.seed = Some(7);
+    tokio::time::timeout(GUARD, SignalingClient::connect(endpoint, token, options))
+        .await
+        .expect("connect in time")
+        .unwrap()
+}
+
+/// Waits until `call` reaches `state`; returns its end reason. Other events are
+/// collected for the failure message.
+async fn until_state(
+    events: &mut EventStream,
+    call: &CallId,
+    state: CallState,
+) -> Option<EndReason> {
+    let mut seen = Vec::new();
+    let wait = async {
+        loop {
+            let event = events.recv().await.expect("events go on");
+            if let Event::CallStateChanged {
+                call_id,
+                state: s,
+                end_reason,
+            } = &event
+                && call_id == call
+                && *s == state
+            {
+                return end_reason.clone();
+            }
+            seen.push(event);
+        }
+    };
+    match tokio::time::timeout(GUARD, wait).await {
+        Ok(reason) => reason,
+        Err(_) => panic!("no {state:?} for {call} in {GUARD:?}; saw {seen:#?}"),
+    }
+}
+
+async fn dial(handle: &SignalingClient) -> CallId {
+    handle
+        .start_call(
+            &[Identifier::phone(NUMBER).unwrap()],
+            JoinOptions::default(),
+        )
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phone_call_through_sipp_echoes_the_callers_tone() {
+    if !have_sipp() {
+        return;
+    }
+    let mut sipp = sipp_uas(None).await;
+    let (server, _dir) = server(sipp.addr).await;
+    let (handle, mut events) = client(&server).await;
+
+    let call = dial(&handle).await;
+    until_state(&mut events, &call, CallState::Connected).await;
+
+    let (sink, tap) = MemorySink::bounded(Duration::from_secs(2));
+    let mut options = AudioOptions::new(ToneSource::new(TONE_HZ, 0.25).unwrap(), sink);
+    options.media = CallMediaConfig::with_opus(OpusConfig {
+        dtx: false,
+        ..OpusConfig::default()
+    });
+    let audio = handle.start_audio(&call, options).await.unwrap();
+    tokio::time::timeout(GUARD, audio.wait_connected())
+        .await
+        .expect("audio connects in time")
+        .unwrap();
+
+    // Our tone comes back through the phone leg: wait for a second of it.
+    let window = Duration::from_secs(1);
+    let started = tokio::time::Instant::now();
+    while !tap.has_tone(TONE_HZ, window) {
+        assert!(
+            started.elapsed() < GUARD,
+            "tone not heard back: {:.1} dB over {} samples; {:?}",
+            tap.tone_snr(TONE_HZ, window),
+            tap.written(),
+            audio.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let snr = tap.tone_snr(TONE_HZ, window);
+    eprintln!("tone back through G.711: {snr:.1} dB SNR");
+    let stats = server.media_stats().await.unwrap();
+    assert!(stats.local_out > 0 && stats.audio_in > 0, "{stats:?}");
+
+    handle.hang_up(&call, false).await.unwrap();
+    let reason = until_state(&mut events, &call, CallState::Disconnected).await;
+    assert_eq!(reason.map(|r| r.code), Some(0));
+    // The gateway sent BYE; sipp's scenario (INVITE, 180, 200, ACK, BYE, 200) is done.
+    let status = sipp.exit().await;
+    assert!(status.success(), "sipp failed: {status}");
+    let stats = server.media_stats().await.unwrap();
+    assert_eq!(stats.rooms, 0, "the call's room is gone: {stats:?}");
+    handle.close().await;
+    server.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_and_declined_phones_end_the_call_with_their_reason() {
+    if !have_sipp() {
+        return;
+    }
+    for (status, code) in [(486, 486), (603, 603)] {
+        let mut sipp = sipp_uas(Some(status)).await;
+        let (server, _dir) = server(sipp.addr).await;
+        let (handle, mut events) = client(&server).await;
+        let call = dial(&handle).await;
+        let reason = until_state(&mut events, &call, CallState::Disconnected)
+            .await
+            .unwrap_or_else(|| panic!("{status}: no end reason"));
+        assert_eq!(reason.code, code, "{status}: {reason:?}");
+        let exit = sipp.exit().await;
+        assert!(exit.success(), "{status}: sipp failed: {exit}");
+        handle.close().await;
+        server.shut_down().await;
+    }
+}
+
+/// A country the trunk does not list is refused by the gateway itself: no SIP is
+/// sent, the caller hears why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_country_the_trunk_does_not_allow_is_refused() {
+    // Nothing listens there: the dial must never get that far.
+    let nowhere = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let (server, _dir) = server(nowhere).await;
+    let (handle, mut events) = client(&server).await;
+    let call = handle
+        .start_call(
+            &[Identifier::phone("+442071234567").unwrap()],
+            JoinOptions::default(),
+        )
+        .await
+        .unwrap();
+    let reason = until_state(&mut events, &call, CallState::Disconnected)
+        .await
+        .unwrap();
+    assert_eq!((reason.code, reason.subcode), (403, 4033), "{reason:?}");
+    handle.close().await;
+    server.shut_down().await;
+}
