@@ -167,3 +167,86 @@ test("devices are listed, and a screen share is captured and announced", async (
   );
   await page.close();
 });
+
+/**
+ * Media end to end between two pages: the SDK's offer is answered by a plain
+ * RTCPeerConnection in a second page (standing in for the media plane, sending the
+ * fake camera and microphone back), so the answer path, remote audio and a video slot
+ * mapped by `video_slots` are exercised in the browser.
+ */
+test("the answer is applied, remote audio arrives and a video slot shows a participant", async () => {
+  const answerer = await browser.newPage();
+  await answerer.route(`${ORIGIN}/**`, (route) => route.fulfill({ contentType: "text/html", body: "<!doctype html><title>answerer</title>" }));
+  await answerer.goto(`${ORIGIN}/answerer`);
+  const answer = (sdp: string) =>
+    answerer.evaluate(async (offer) => {
+      const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
+      (window as unknown as { pc: RTCPeerConnection }).pc = pc;
+      await pc.setRemoteDescription({ type: "offer", sdp: offer });
+      const media = await navigator.mediaDevices.getUserMedia({ audio: true, video: true });
+      const [audio, publish, slot] = pc.getTransceivers();
+      audio!.direction = "sendrecv";
+      await audio!.sender.replaceTrack(media.getAudioTracks()[0]!);
+      publish!.direction = "recvonly";
+      slot!.direction = "sendonly";
+      await slot!.sender.replaceTrack(media.getVideoTracks()[0]!);
+      await pc.setLocalDescription(await pc.createAnswer());
+      await new Promise<void>((resolve) => {
+        if (pc.iceGatheringState === "complete") resolve();
+        pc.addEventListener("icegatheringstatechange", () => pc.iceGatheringState === "complete" && resolve());
+      });
+      return { sdp: pc.localDescription!.sdp, slotMid: slot!.mid };
+    }, sdp);
+
+  let slotMid: string | null = null;
+  const { page, server } = await openPage((server, m) => {
+    authenticate(server, m);
+    if (m.type === "start_call") {
+      server.send({ type: "participant", call_id: m.call_id, participant: { id: "8:bob", state: "connected", video: [{ kind: "camera" }] } });
+      server.send({ type: "call_state", call_id: m.call_id, state: "connected" });
+    }
+    if (m.type === "media") {
+      const payload = m.payload as { sdp: string };
+      void answer(payload.sdp).then((a) => {
+        slotMid = a.slotMid;
+        server.send({ type: "media", call_id: m.call_id, payload: { kind: "answer", sdp: a.sdp } });
+        server.send({ type: "video_slots", call_id: m.call_id, slots: [{ mid: a.slotMid, participant: "8:bob", kind: "camera" }] });
+      });
+    }
+  });
+  const result = await page.evaluate(async () => {
+    const sdk = await import("/sdk/ringwire.js" as string);
+    const agent = await new sdk.CallClient().createCallAgent("tok");
+    const call = agent.startCall(["8:bob"]);
+    const audio = new Promise<string>((resolve) =>
+      call.addEventListener("remoteAudioStream", (e: CustomEvent) => resolve(e.detail.stream.getAudioTracks()[0]?.kind)),
+    );
+    const deadline = (ms: number, what: string) => new Promise<string>((r) => setTimeout(() => r(`${what} timed out`), ms));
+    const audioKind = await Promise.race([audio, deadline(10_000, "remote audio")]);
+    // Wait (bounded) for the slot's video to be decoded.
+    let framesDecoded = 0;
+    for (let i = 0; i < 200 && framesDecoded === 0; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      const stats: RTCStatsReport = await call.getStats();
+      stats.forEach((s: { type: string; kind?: string; framesDecoded?: number }) => {
+        if (s.type === "inbound-rtp" && s.kind === "video") framesDecoded = s.framesDecoded ?? 0;
+      });
+    }
+    const bob = call.remoteParticipants[0];
+    const stream: MediaStream | undefined = bob?.videoStreams[0]?.mediaStream;
+    return {
+      audioKind,
+      pcState: call.media?.pc.connectionState,
+      framesDecoded,
+      bobVideo: stream?.getVideoTracks()[0]?.readyState,
+    };
+  });
+  assert.equal(result.audioKind, "audio");
+  assert.equal(result.pcState, "connected");
+  assert.ok(result.framesDecoded > 0, `video frames decoded: ${result.framesDecoded}`);
+  assert.equal(result.bobVideo, "live");
+  assert.ok(slotMid !== null);
+  assert.ok(server.received.some((m) => m.type === "media"));
+  await page.close();
+  await answerer.close();
+});

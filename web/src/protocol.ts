@@ -49,12 +49,37 @@ export type VideoKind = "camera" | "screen_share";
 /** Every {@link VideoKind}. */
 export const VIDEO_KINDS: readonly VideoKind[] = ["camera", "screen_share"];
 
-/** The size of a video stream in pixels, as its sender encodes it. */
+/** Longest side of a {@link VideoSize} accepted, in pixels (8K UHD, either orientation). */
+export const MAX_VIDEO_LONG_SIDE = 7680;
+/** Shortest side of a {@link VideoSize} accepted, in pixels (8K UHD, either orientation). */
+export const MAX_VIDEO_SHORT_SIDE = 4320;
+
+/**
+ * The size of a video stream in pixels, as its sender encodes it, so that receivers
+ * can lay out renderers before the first frame. Valid: at least 1x1, at most
+ * 7680x4320 in either orientation ({@link isValidVideoSize}).
+ */
 export interface VideoSize {
   /** Width in pixels. */
   width: number;
   /** Height in pixels. */
   height: number;
+}
+
+/** Whether the protocol accepts `size` (mirrors `VideoSize::is_valid`). */
+export function isValidVideoSize(size: VideoSize): boolean {
+  const { width, height } = size;
+  if (![width, height].every((n) => Number.isInteger(n) && n >= 0 && n <= 0xffffffff)) return false;
+  const [long, short] = width >= height ? [width, height] : [height, width];
+  return short >= 1 && long <= MAX_VIDEO_LONG_SIDE && short <= MAX_VIDEO_SHORT_SIDE;
+}
+
+/** A video stream a participant sends: its kind and, when the sender said, its size. */
+export interface VideoStream {
+  /** Camera or screen share. */
+  kind: VideoKind;
+  /** The size the sender encodes at; absent when it did not say. */
+  size?: VideoSize;
 }
 
 /** One video receive slot (a `recvonly` video section we offered) and what it shows. */
@@ -150,8 +175,8 @@ export interface ParticipantInfo {
   muted: boolean;
   /** Whether they are speaking now. */
   speaking: boolean;
-  /** The video streams they send (omitted on the wire when empty). */
-  video: VideoKind[];
+  /** The video streams they send, at most one per kind (omitted on the wire when empty). */
+  video: VideoStream[];
   /** Why they left, once they have. */
   end_reason?: EndReason;
 }
@@ -224,7 +249,7 @@ export type ClientMessage =
   | { type: "resume"; call_id: CallId }
   | { type: "mute"; call_id: CallId }
   | { type: "unmute"; call_id: CallId }
-  | { type: "start_video"; call_id: CallId; kind: VideoKind }
+  | { type: "start_video"; call_id: CallId; kind: VideoKind; size?: VideoSize }
   | { type: "stop_video"; call_id: CallId; kind: VideoKind }
   | { type: "add_participant"; call_id: CallId; target: Identifier }
   | { type: "remove_participant"; call_id: CallId; target: Identifier }
@@ -523,6 +548,24 @@ const defaultJoinOptions = (): JoinOptions => ({ muted: false, video: false });
 
 const videoKind = enumOf(VIDEO_KINDS);
 
+/** `#[serde(try_from = "RawVideoSize")]`: a {width, height} struct, then the range check. */
+const rawVideoSize = struct<VideoSize>("RawVideoSize", [field("width", u32), field("height", u32)]);
+const videoSize: Codec<VideoSize> = {
+  read(v, path) {
+    const size = rawVideoSize.read(v, path);
+    if (!isValidVideoSize(size)) {
+      fail(
+        path,
+        `video size ${size.width}x${size.height} is out of range (1x1 to ${MAX_VIDEO_LONG_SIDE}x${MAX_VIDEO_SHORT_SIDE}, either orientation)`,
+      );
+    }
+    return size;
+  },
+  write: (t) => rawVideoSize.write(t),
+};
+
+const videoStream = struct<VideoStream>("VideoStream", [field("kind", videoKind), field("size", videoSize, "option")]);
+
 const videoSlot = struct<VideoSlot>("VideoSlot", [
   field("mid", str),
   field("participant", identifier, "option"),
@@ -545,7 +588,7 @@ const participantInfo = struct<ParticipantInfo>("ParticipantInfo", [
   field("state", enumOf(PARTICIPANT_STATES)),
   field("muted", bool, "default", () => false),
   field("speaking", bool, "default", () => false),
-  field("video", arrayOf(videoKind), "skip_empty", () => []),
+  field("video", arrayOf(videoStream), "skip_empty", () => []),
   field("end_reason", endReason, "option"),
 ]);
 
@@ -568,7 +611,7 @@ const CLIENT_FIELDS: Record<ClientMessageType, Field[]> = {
   resume: [callIdField],
   mute: [callIdField],
   unmute: [callIdField],
-  start_video: [callIdField, field("kind", videoKind)],
+  start_video: [callIdField, field("kind", videoKind), field("size", videoSize, "option")],
   stop_video: [callIdField, field("kind", videoKind)],
   add_participant: [callIdField, field("target", identifier)],
   remove_participant: [callIdField, field("target", identifier)],

@@ -14,8 +14,11 @@ import {
   type ParticipantInfo,
   type ParticipantState,
   type VideoKind,
+  type VideoSize,
   type VideoSlot,
+  type VideoStream,
   encodeClientMessage,
+  isValidVideoSize,
 } from "./protocol.js";
 import { ClientSession, SessionError, type ConnectionState, type SessionEvent } from "./session.js";
 import { randomSeed } from "./rng.js";
@@ -396,6 +399,14 @@ export class CallAgent extends EventTarget {
   }
 }
 
+/** A track's size as the protocol takes it, when the browser knows it. */
+function trackSize(track: MediaStreamTrack | undefined): VideoSize | undefined {
+  const settings = track?.getSettings();
+  if (!settings?.width || !settings.height) return undefined;
+  const size = { width: Math.round(settings.width), height: Math.round(settings.height) };
+  return isValidVideoSize(size) ? size : undefined;
+}
+
 function defaultUrl(): string {
   const loc = (globalThis as { location?: Location }).location;
   if (!loc) throw new CallingError("invalid_argument", "no signaling url given and no page location to derive one");
@@ -441,13 +452,17 @@ export class IncomingCall extends EventTarget {
 export interface RemoteVideoStream {
   /** Camera or screen share. */
   kind: VideoKind;
+  /** The size the sender encodes at, when it said (lay out the renderer before the first frame). */
+  size: VideoSize | undefined;
   /** The media, while one of our receive slots shows it. */
   mediaStream: MediaStream | undefined;
 }
 
 /**
  * Someone else in a call. Events: `stateChanged`, `isMutedChanged`,
- * `isSpeakingChanged`, `videoStreamsUpdated`.
+ * `isSpeakingChanged`, `videoStreamsUpdated` (`detail.added`, `detail.changed`,
+ * `detail.removed`: streams started, resized or stopped; all empty when only what a
+ * slot shows changed).
  */
 export class RemoteParticipant extends EventTarget {
   private info: ParticipantInfo;
@@ -457,7 +472,6 @@ export class RemoteParticipant extends EventTarget {
   constructor(info: ParticipantInfo) {
     super();
     this.info = info;
-    this.streams = info.video.map((kind) => ({ kind, mediaStream: undefined }));
   }
 
   /** Who (raw identifier). */
@@ -492,10 +506,25 @@ export class RemoteParticipant extends EventTarget {
     if (old.state !== info.state) this.dispatchEvent(new Event("stateChanged"));
     if (old.muted !== info.muted) this.dispatchEvent(new Event("isMutedChanged"));
     if (old.speaking !== info.speaking) this.dispatchEvent(new Event("isSpeakingChanged"));
-    if (old.video.join() !== info.video.join()) {
-      this.streams = info.video.map((kind) => this.streams.find((s) => s.kind === kind) ?? { kind, mediaStream: undefined });
-      this.dispatchEvent(new Event("videoStreamsUpdated"));
+  }
+
+  /** @internal A stream started (`added`), changed size, or stopped (`stream` undefined). */
+  videoChanged(kind: VideoKind, stream: VideoStream | undefined): void {
+    const existing = this.streams.find((s) => s.kind === kind);
+    const detail: Record<"added" | "changed" | "removed", RemoteVideoStream[]> = { added: [], changed: [], removed: [] };
+    if (!stream) {
+      if (!existing) return;
+      this.streams = this.streams.filter((s) => s !== existing);
+      detail.removed.push(existing);
+    } else if (existing) {
+      existing.size = stream.size;
+      detail.changed.push(existing);
+    } else {
+      const added: RemoteVideoStream = { kind, size: stream.size, mediaStream: undefined };
+      this.streams = [...this.streams, added];
+      detail.added.push(added);
     }
+    this.dispatchEvent(new CustomEvent("videoStreamsUpdated", { detail }));
   }
 
   /** @internal Which of our slots shows which of their streams. */
@@ -508,7 +537,7 @@ export class RemoteParticipant extends EventTarget {
         changed = true;
       }
     }
-    if (changed) this.dispatchEvent(new Event("videoStreamsUpdated"));
+    if (changed) this.dispatchEvent(new CustomEvent("videoStreamsUpdated", { detail: { added: [], changed: [], removed: [] } }));
   }
 
   /** @internal */
@@ -565,11 +594,11 @@ export class Call extends EventTarget {
   }
   /** Whether we send camera video. */
   get isLocalVideoOn(): boolean {
-    return this.view?.video.includes("camera") ?? false;
+    return this.view?.video.some((s) => s.kind === "camera") ?? false;
   }
   /** Whether we share a screen, window or tab. */
   get isScreenSharingOn(): boolean {
-    return this.view?.video.includes("screen_share") ?? false;
+    return this.view?.video.some((s) => s.kind === "screen_share") ?? false;
   }
   /** The video we send. */
   get localVideoStreams(): readonly LocalVideoStream[] {
@@ -637,18 +666,34 @@ export class Call extends EventTarget {
     this.agent.run(() => this.agent.session.setVideoPreferences(this.id, preferences.maxVideos, preferences.pinned));
   }
 
-  /** Starts sending a camera (captured now unless the stream has a track). */
+  /** Starts sending a camera (captured now unless the stream has a track), announcing its size. */
   async startVideo(stream: LocalVideoStream = new LocalVideoStream()): Promise<void> {
-    this.agent.run(() => this.agent.session.startVideo(this.id, "camera"));
+    if (this.isScreenSharingOn) throw new CallingError("video_busy", "stop sharing the screen before starting the camera");
+    if (this.media) stream.track ??= await captureCamera(stream.deviceId);
     try {
-      if (this.media) {
-        stream.track ??= await captureCamera(stream.deviceId);
-        await this.media.publishVideo(stream.track);
-      }
+      this.agent.run(() => this.agent.session.startVideo(this.id, "camera", trackSize(stream.track)));
     } catch (e) {
-      this.agent.run(() => this.agent.session.stopVideo(this.id, "camera"));
+      stream.track?.stop();
       throw e;
     }
+    if (this.media && stream.track) await this.media.publishVideo(stream.track);
+    this.localVideo = [stream];
+    this.dispatchEvent(new Event("localVideoStreamsUpdated"));
+  }
+
+  /**
+   * Switches to another camera while the camera is on: the new source replaces the
+   * old one on the same stream, and a changed size is announced to the others.
+   */
+  async switchCamera(device: VideoDeviceInfo | string): Promise<void> {
+    if (!this.isLocalVideoOn) throw new CallingError("invalid_state", "the camera is off; start it instead");
+    const deviceId = typeof device === "string" ? device : device.deviceId;
+    const stream = new LocalVideoStream({ deviceId, name: "", deviceType: "videoinput" });
+    if (this.media) {
+      stream.track = await captureCamera(deviceId);
+      await this.media.publishVideo(stream.track);
+    }
+    this.agent.run(() => this.agent.session.startVideo(this.id, "camera", trackSize(stream.track)));
     this.localVideo = [stream];
     this.dispatchEvent(new Event("localVideoStreamsUpdated"));
   }
@@ -666,7 +711,7 @@ export class Call extends EventTarget {
     if (this.isLocalVideoOn) throw new CallingError("video_busy", "stop the camera before sharing the screen");
     const track = this.media ? await captureDisplay(options.surface) : undefined;
     try {
-      this.agent.run(() => this.agent.session.startVideo(this.id, "screen_share"));
+      this.agent.run(() => this.agent.session.startVideo(this.id, "screen_share", trackSize(track)));
     } catch (e) {
       track?.stop();
       throw e;
@@ -811,6 +856,14 @@ export class Call extends EventTarget {
         return;
       case "dominant_speakers_changed":
         this.dispatchEvent(new Event("dominantSpeakersChanged"));
+        return;
+      case "remote_video_added":
+      case "remote_video_changed":
+        this.participants.get(e.participant)?.videoChanged(e.stream.kind, e.stream);
+        this.showSlots();
+        return;
+      case "remote_video_removed":
+        this.participants.get(e.participant)?.videoChanged(e.kind, undefined);
         return;
       case "video_slots_changed":
         this.showSlots(e.slots);

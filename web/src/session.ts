@@ -33,9 +33,12 @@ import {
   type ParticipantInfo,
   type ServerMessage,
   type VideoKind,
+  type VideoSize,
   type VideoSlot,
+  type VideoStream,
   type Wire,
   decodeServerMessage,
+  isValidVideoSize,
 } from "./protocol.js";
 import { Rng } from "./rng.js";
 
@@ -71,6 +74,12 @@ export type SessionEvent =
   | { type: "participant_removed"; call_id: CallId; id: Identifier; reason?: EndReason }
   | { type: "mute_changed"; call_id: CallId; muted: boolean }
   | { type: "dominant_speakers_changed"; call_id: CallId; speakers: Identifier[] }
+  /** A remote participant started sending a video stream. */
+  | { type: "remote_video_added"; call_id: CallId; participant: Identifier; stream: VideoStream }
+  /** A remote participant's stream changed size (their source switched); it goes on. */
+  | { type: "remote_video_changed"; call_id: CallId; participant: Identifier; stream: VideoStream }
+  /** A remote participant's stream ended: they stopped it, or they left. */
+  | { type: "remote_video_removed"; call_id: CallId; participant: Identifier; kind: VideoKind }
   | { type: "video_slots_changed"; call_id: CallId; slots: VideoSlot[] }
   | { type: "media_received"; call_id: CallId; payload: MediaPayload }
   | { type: "request_failed"; code: ErrorCode; message: string; call_id?: CallId }
@@ -172,8 +181,8 @@ function isLive(state: CallState): boolean {
   return state !== "disconnected";
 }
 
-function initialVideo(video: boolean): VideoKind[] {
-  return video ? ["camera"] : [];
+function initialVideo(video: boolean): VideoStream[] {
+  return video ? [{ kind: "camera" }] : [];
 }
 
 /** Deep equality of plain JSON-like data. */
@@ -208,7 +217,7 @@ export class SessionCall {
   readonly groupId: GroupId | undefined;
   /** @internal */ _state: CallState;
   /** @internal */ _muted = false;
-  /** @internal */ _video: VideoKind[] = [];
+  /** @internal */ _video: VideoStream[] = [];
   /** @internal */ _participants = new Map<Identifier, ParticipantInfo>();
   /** @internal */ _dominantSpeakers: Identifier[] = [];
   /** @internal */ _videoSlots: VideoSlot[] = [];
@@ -244,8 +253,8 @@ export class SessionCall {
   get isOnHold(): boolean {
     return this._state === "local_hold";
   }
-  /** The video streams we send. */
-  get video(): readonly VideoKind[] {
+  /** The video streams we send, with the size we last announced for each. */
+  get video(): readonly VideoStream[] {
     return this._video;
   }
   /** Everyone else in the call, ordered by id. Empty once the call is disconnected. */
@@ -599,28 +608,46 @@ export class ClientSession {
   }
 
   /**
-   * Starts sending video of `kind` (`video` changes at once). Starting a stream that
-   * is on already does nothing.
-   * @throws SessionError as {@link mute}, and `video_busy` when the other kind is on.
+   * Starts sending video of `kind` at `size` (undefined: not known), or announces a
+   * new size for a stream that is on (a source switch that changes resolution).
+   * `video` changes at once. Starting a stream that is on at the same size does nothing.
+   * @throws SessionError as {@link mute}; `invalid_argument` for a size the protocol
+   * refuses; `video_busy` when the other kind is on.
    */
-  startVideo(callId: CallId, kind: VideoKind, _now?: number): void {
+  startVideo(callId: CallId, kind: VideoKind, size?: VideoSize, _now?: number): void {
     const call = this.connectedCall(callId);
     call._request("media");
-    if (call._video.includes(kind)) return;
-    const active = call._video[0];
-    if (active !== undefined) {
-      throw new SessionError("video_busy", `cannot start ${kind} in call ${callId}: ${active} is already on`, { callId });
+    if (size !== undefined && !isValidVideoSize(size)) {
+      throw new SessionError(
+        "invalid_argument",
+        "invalid argument: video size must be at least 1x1 and at most 7680x4320 in either orientation",
+      );
     }
-    call._video.push(kind);
-    this.transmits.push({ type: "start_video", call_id: callId, kind });
+    const on = call._video.find((s) => s.kind === kind);
+    if (on) {
+      if (same(on.size, size)) return;
+      if (size === undefined) delete on.size;
+      else on.size = { width: size.width, height: size.height };
+    } else {
+      const active = call._video[0];
+      if (active !== undefined) {
+        throw new SessionError("video_busy", `cannot start ${kind} in call ${callId}: ${active.kind} is already on`, {
+          callId,
+        });
+      }
+      call._video.push(size === undefined ? { kind } : { kind, size: { width: size.width, height: size.height } });
+    }
+    const message: ClientMessage = { type: "start_video", call_id: callId, kind };
+    if (size !== undefined) message.size = { width: size.width, height: size.height };
+    this.transmits.push(message);
   }
 
   /** Stops sending video of `kind`. Stopping a stream that is off does nothing. */
   stopVideo(callId: CallId, kind: VideoKind, _now?: number): void {
     const call = this.connectedCall(callId);
     call._request("media");
-    if (!call._video.includes(kind)) return;
-    call._video = call._video.filter((k) => k !== kind);
+    if (!call._video.some((s) => s.kind === kind)) return;
+    call._video = call._video.filter((s) => s.kind !== kind);
     this.transmits.push({ type: "stop_video", call_id: callId, kind });
   }
 
@@ -790,13 +817,16 @@ export class ClientSession {
     const previous = call._participants;
     call._participants = next;
     for (const id of [...previous.keys()].sort(compareIdentifiers)) {
-      if (!next.has(id)) this.events.push({ type: "participant_removed", call_id: callId, id });
+      if (next.has(id)) continue;
+      this.events.push(...videoChanges(callId, id, previous.get(id)!.video, []));
+      this.events.push({ type: "participant_removed", call_id: callId, id });
     }
     for (const id of [...next.keys()].sort(compareIdentifiers)) {
       const participant = next.get(id)!;
       const old = previous.get(id);
       if (!old) this.events.push({ type: "participant_added", call_id: callId, participant });
       else if (!same(old, participant)) this.events.push({ type: "participant_updated", call_id: callId, participant });
+      this.events.push(...videoChanges(callId, id, old?.video ?? [], participant.video));
     }
   }
 
@@ -812,6 +842,8 @@ export class ClientSession {
     call._participants.set(participant.id, participant);
     if (!old) this.events.push({ type: "participant_added", call_id: callId, participant });
     else if (!same(old, participant)) this.events.push({ type: "participant_updated", call_id: callId, participant });
+    else return;
+    this.events.push(...videoChanges(callId, participant.id, old?.video ?? [], participant.video));
   }
 
   private onParticipantLeft(callId: CallId, id: Identifier, reason: EndReason | undefined): void {
@@ -819,7 +851,9 @@ export class ClientSession {
     const call = this.liveCall(callId);
     if (!call) return;
     // Reported even for an invitee we never saw (an offline target of a group call).
+    const old = call._participants.get(id);
     call._participants.delete(id);
+    if (old) this.events.push(...videoChanges(callId, id, old.video, []));
     const event: SessionEvent = { type: "participant_removed", call_id: callId, id };
     if (reason !== undefined) event.reason = reason;
     this.events.push(event);
@@ -966,6 +1000,28 @@ function checkArgument(check: () => unknown): void {
   } catch (e) {
     throw new SessionError("invalid_argument", `invalid argument: ${(e as Error).message}`);
   }
+}
+
+/**
+ * How a remote participant's video went from `old` to `new`: removals, then changes
+ * and additions in `new`'s order. The first stream of a kind counts; later entries of
+ * the same kind are ignored.
+ */
+function videoChanges(callId: CallId, participant: Identifier, old: VideoStream[], next: VideoStream[]): SessionEvent[] {
+  const find = (streams: VideoStream[], kind: VideoKind) => streams.find((s) => s.kind === kind);
+  const distinct = (streams: VideoStream[]) => streams.filter((s) => find(streams, s.kind) === s);
+  const events: SessionEvent[] = [];
+  for (const stream of distinct(old)) {
+    if (!find(next, stream.kind)) {
+      events.push({ type: "remote_video_removed", call_id: callId, participant, kind: stream.kind });
+    }
+  }
+  for (const stream of distinct(next)) {
+    const before = find(old, stream.kind);
+    if (!before) events.push({ type: "remote_video_added", call_id: callId, participant, stream });
+    else if (!same(before.size, stream.size)) events.push({ type: "remote_video_changed", call_id: callId, participant, stream });
+  }
+  return events;
 }
 
 /** How a call we set up locally ends when the server refuses the request. */

@@ -87,12 +87,12 @@ test("call agent: 1:1 call events from server messages", async () => {
   ws.deliver({ type: "call_state", call_id: call.id, state: "ringing" });
   const bob = call.remoteParticipants[0]!;
   const bobSeen = events(bob, ["stateChanged", "isMutedChanged", "isSpeakingChanged", "videoStreamsUpdated"]);
-  ws.deliver({ type: "participant", call_id: call.id, participant: { id: "8:bob", state: "connected", muted: true, speaking: true, video: ["camera"] } });
+  ws.deliver({ type: "participant", call_id: call.id, participant: { id: "8:bob", state: "connected", muted: true, speaking: true, video: [{ kind: "camera", size: { width: 640, height: 480 } }] } });
   ws.deliver({ type: "call_state", call_id: call.id, state: "connected" });
   assert.equal(call.state, "connected");
   assert.equal(bob.state, "connected");
   assert.equal(bob.isMuted, true);
-  assert.deepEqual(bob.videoStreams.map((s) => s.kind), ["camera"]);
+  assert.deepEqual(bob.videoStreams.map((s) => [s.kind, s.size]), [["camera", { width: 640, height: 480 }]]);
   assert.deepEqual(bobSeen, ["stateChanged", "isMutedChanged", "isSpeakingChanged", "videoStreamsUpdated"]);
 
   await call.mute();

@@ -153,7 +153,22 @@ test("1:1 call: ringing, connected, mute, hold, hang up for everyone", () => {
     { type: "stop_video", call_id: id, kind: "camera" },
     { type: "start_video", call_id: id, kind: "screen_share" },
   ]);
-  assert.deepEqual(h.session.call(id)!.video, ["screen_share"]);
+  assert.deepEqual(h.session.call(id)!.video, [{ kind: "screen_share" }]);
+  // Sizes: announced with the start, again when the source changes size, refused out of range.
+  h.session.stopVideo(id, "screen_share");
+  h.session.startVideo(id, "camera", { width: 1280, height: 720 });
+  h.session.startVideo(id, "camera", { width: 1280, height: 720 }); // same size: nothing
+  h.session.startVideo(id, "camera", { width: 640, height: 480 }); // source switch
+  assert.throws(() => h.session.startVideo(id, "camera", { width: 0, height: 480 }), sessionError("invalid_argument"));
+  assert.throws(() => h.session.startVideo(id, "camera", { width: 7681, height: 480 }), sessionError("invalid_argument"));
+  h.session.startVideo(id, "camera", { width: 4320, height: 7680 }); // portrait 8K is fine
+  assert.deepEqual(h.take().sent, [
+    { type: "stop_video", call_id: id, kind: "screen_share" },
+    { type: "start_video", call_id: id, kind: "camera", size: { width: 1280, height: 720 } },
+    { type: "start_video", call_id: id, kind: "camera", size: { width: 640, height: 480 } },
+    { type: "start_video", call_id: id, kind: "camera", size: { width: 4320, height: 7680 } },
+  ]);
+  assert.deepEqual(h.session.call(id)!.video, [{ kind: "camera", size: { width: 4320, height: 7680 } }]);
 
   h.session.hangUp(id, true);
   out = h.take();
@@ -220,7 +235,7 @@ test("incoming calls: accept one, reject one, hang up a ringing one", () => {
   );
   assert.throws(() => h.session.accept("c1"), sessionError("invalid_state"));
   assert.throws(() => h.session.accept("nope"), sessionError("unknown_call"));
-  assert.deepEqual(h.session.call("c1")!.video, ["camera"]);
+  assert.deepEqual(h.session.call("c1")!.video, [{ kind: "camera" }]);
 
   h.server({ type: "call_state", call_id: "c1", state: "connected" });
   h.server({ type: "roster", call_id: "c1", participants: [p(ALICE, "connected")] });
@@ -255,15 +270,15 @@ test("group call: roster diffs, participant updates, leaves, dominant speakers, 
       p(ALICE, "connected"), // ourselves: left out
       p(DAVE, "connected", { muted: true }),
       p("4:+15551230000", "early_media"),
-      p(BOB, "connected", { video: ["camera"] }),
+      p(BOB, "connected", { video: [{ kind: "camera", size: { width: 640, height: 360 } }] }),
       p(CAROL, "disconnected"),
     ],
   });
   out = h.take();
   assert.deepEqual(
     out.events.map((e) => (e.type === "participant_added" ? e.participant.id : e.type)),
-    ["call_state_changed", BOB, DAVE, "4:+15551230000"],
-    "added in identifier order: users, then phones",
+    ["call_state_changed", BOB, "remote_video_added", DAVE, "4:+15551230000"],
+    "added in identifier order (users, then phones), each followed by its streams",
   );
   assert.deepEqual(
     h.session.call(id)!.remoteParticipants.map((x) => x.id),
@@ -274,13 +289,28 @@ test("group call: roster diffs, participant updates, leaves, dominant speakers, 
   h.server({
     type: "roster",
     call_id: id,
-    participants: [p(BOB, "hold", { video: ["camera"] }), p(DAVE, "connected", { muted: true }), p(CAROL, "connected")],
+    participants: [
+      p(BOB, "hold", { video: [{ kind: "camera", size: { width: 1280, height: 720 } }] }),
+      p(DAVE, "connected", { muted: true }),
+      p(CAROL, "connected", { video: [{ kind: "screen_share" }] }),
+    ],
   });
   out = h.take();
   assert.deepEqual(out.events, [
     { type: "participant_removed", call_id: id, id: "4:+15551230000" },
-    { type: "participant_updated", call_id: id, participant: p(BOB, "hold", { video: ["camera"] }) },
-    { type: "participant_added", call_id: id, participant: p(CAROL, "connected") },
+    {
+      type: "participant_updated",
+      call_id: id,
+      participant: p(BOB, "hold", { video: [{ kind: "camera", size: { width: 1280, height: 720 } }] }),
+    },
+    {
+      type: "remote_video_changed",
+      call_id: id,
+      participant: BOB,
+      stream: { kind: "camera", size: { width: 1280, height: 720 } },
+    },
+    { type: "participant_added", call_id: id, participant: p(CAROL, "connected", { video: [{ kind: "screen_share" }] }) },
+    { type: "remote_video_added", call_id: id, participant: CAROL, stream: { kind: "screen_share" } },
   ]);
 
   h.server({ type: "participant", call_id: id, participant: p(DAVE, "connected", { muted: false, speaking: true }) });
@@ -293,8 +323,10 @@ test("group call: roster diffs, participant updates, leaves, dominant speakers, 
   out = h.take();
   assert.deepEqual(out.events, [
     { type: "participant_updated", call_id: id, participant: p(DAVE, "connected", { speaking: true }) },
+    { type: "remote_video_removed", call_id: id, participant: CAROL, kind: "screen_share" },
     { type: "participant_removed", call_id: id, id: CAROL, reason: EndReasons.normal() },
     { type: "participant_removed", call_id: id, id: "8:erin", reason: EndReasons.unavailable() },
+    { type: "remote_video_removed", call_id: id, participant: BOB, kind: "camera" },
     { type: "participant_removed", call_id: id, id: BOB, reason: EndReasons.removed() },
     { type: "dominant_speakers_changed", call_id: id, speakers: [DAVE] },
   ]);
