@@ -59,7 +59,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::id::{CallId, GroupId, Identifier, PhoneNumber, UserId};
 use crate::protocol::{
     CallState, ClientKind, ClientMessage, EndReason, ErrorCode, JoinOptions, MediaPayload,
-    ParticipantInfo, ParticipantState, ServerMessage, VideoKind, VideoSlot,
+    ParticipantInfo, ParticipantState, ServerMessage, VideoKind, VideoSize, VideoSlot, VideoStream,
 };
 use crate::rng::Rng;
 use crate::token::{Scope, TokenError, TokenKey};
@@ -312,7 +312,8 @@ struct Member {
     session: Option<SessionKey>,
     muted: bool,
     on_hold: bool,
-    video: Vec<VideoKind>,
+    /// The streams it sends, with the size it last announced for each.
+    video: Vec<VideoStream>,
     /// What the participant's roster entry last said, to send only changes.
     published: Option<ParticipantInfo>,
     /// The call state this member's client last heard.
@@ -353,11 +354,7 @@ impl Member {
             session,
             muted: options.muted,
             on_hold: false,
-            video: if options.video {
-                vec![VideoKind::Camera]
-            } else {
-                Vec::new()
-            },
+            video: joined_video(options),
             published: None,
             heard: CallState::None,
         }
@@ -404,6 +401,18 @@ impl Call {
             .iter()
             .filter(|(_, m)| m.is_joined())
             .filter_map(|(id, m)| Some((id, m.session?)))
+    }
+}
+
+/// The streams of someone joining with `options`: the camera, size not yet known.
+fn joined_video(options: JoinOptions) -> Vec<VideoStream> {
+    if options.video {
+        vec![VideoStream {
+            kind: VideoKind::Camera,
+            size: None,
+        }]
+    } else {
+        Vec::new()
     }
 }
 
@@ -611,11 +620,13 @@ impl CallController {
             M::Unmute { call_id } => self
                 .set_muted(key, &call_id, false)
                 .map_err(|r| r.on(call_id)),
-            M::StartVideo { call_id, kind } => self
-                .set_video(key, &call_id, kind, true)
-                .map_err(|r| r.on(call_id)),
+            M::StartVideo {
+                call_id,
+                kind,
+                size,
+            } => self.start_video(key, &call_id, kind, size),
             M::StopVideo { call_id, kind } => self
-                .set_video(key, &call_id, kind, false)
+                .stop_video(key, &call_id, kind)
                 .map_err(|r| r.on(call_id)),
             M::AddParticipant { call_id, target } => self
                 .add_participant(key, &call_id, target, now)
@@ -906,6 +917,14 @@ impl CallController {
                 return Err(format!("{call_id} runs without a human"));
             }
             for (id, m) in &call.members {
+                // One camera or one screen share, of a size the protocol accepts.
+                if m.video.len() > 1
+                    || m.video
+                        .iter()
+                        .any(|v| v.size.is_some_and(|s| !s.is_valid()))
+                {
+                    return Err(format!("{id} in {call_id} sends {:?}", m.video));
+                }
                 let mut keys: Vec<SessionKey> = m.session.into_iter().collect();
                 if let Stage::Ringing { sessions, .. } = &m.stage {
                     keys.extend(sessions.iter().copied());
@@ -1683,11 +1702,7 @@ impl CallController {
             member.stage = Stage::Joined;
             member.session = Some(key);
             member.muted = options.muted;
-            member.video = if options.video {
-                vec![VideoKind::Camera]
-            } else {
-                Vec::new()
-            };
+            member.video = joined_video(options);
         }
         if let Some(s) = self.sessions.get_mut(&key) {
             s.calls.insert(call_id.clone());
@@ -1805,31 +1820,63 @@ impl CallController {
         Ok(())
     }
 
-    fn set_video(
+    /// Starts a stream, or updates the size of one that is on: the others hear
+    /// either; the media plane only hears a new stream (it does not care for sizes).
+    ///
+    /// A bad size is refused as `malformed` without a call id, exactly as when it
+    /// fails to decode, so that the sender does not undo anything about the call.
+    fn start_video(
         &mut self,
         key: SessionKey,
         call_id: &CallId,
         kind: VideoKind,
-        on: bool,
+        size: Option<VideoSize>,
+    ) -> Result<(), Refusal> {
+        if let Some(size) = size.filter(|s| !s.is_valid()) {
+            let message = format!("video size {size} is out of range");
+            return Err(Refusal::new(ErrorCode::Malformed, &message));
+        }
+        let me = self
+            .joined_member(key, call_id)
+            .map_err(|r| r.on(call_id.clone()))?;
+        let Some(member) = self
+            .calls
+            .get_mut(call_id)
+            .and_then(|c| c.members.get_mut(&me))
+        else {
+            return Ok(());
+        };
+        if let Some(stream) = member.video.iter_mut().find(|s| s.kind == kind) {
+            // A source switch: same stream, maybe a new size.
+            if std::mem::replace(&mut stream.size, size) != size {
+                self.sync(call_id, &[me]);
+            }
+            return Ok(());
+        }
+        // The streaming rules allow 1 video or 1 screen share beside audio.
+        if !member.video.is_empty() {
+            return Err(Refusal::new(
+                ErrorCode::InvalidState,
+                "stop the camera before sharing the screen, or the other way round",
+            )
+            .on(call_id.clone()));
+        }
+        member.video.push(VideoStream { kind, size });
+        self.media_update(call_id, &me);
+        self.sync(call_id, &[me]);
+        Ok(())
+    }
+
+    fn stop_video(
+        &mut self,
+        key: SessionKey,
+        call_id: &CallId,
+        kind: VideoKind,
     ) -> Result<(), Refusal> {
         self.change_member(key, call_id, |m| {
-            if !on {
-                let before = m.video.len();
-                m.video.retain(|k| *k != kind);
-                return Ok(m.video.len() != before);
-            }
-            if m.video.contains(&kind) {
-                return Ok(false);
-            }
-            // The streaming rules allow 1 video or 1 screen share beside audio.
-            if !m.video.is_empty() {
-                return Err(Refusal::new(
-                    ErrorCode::InvalidState,
-                    "stop the camera before sharing the screen, or the other way round",
-                ));
-            }
-            m.video.push(kind);
-            Ok(true)
+            let before = m.video.len();
+            m.video.retain(|s| s.kind != kind);
+            Ok(m.video.len() != before)
         })
     }
 
@@ -1994,7 +2041,7 @@ impl CallController {
                 participant: id.clone(),
                 muted: member.muted,
                 on_hold: member.on_hold,
-                video: member.video.clone(),
+                video: member.video.iter().map(|s| s.kind).collect(),
             }));
     }
 

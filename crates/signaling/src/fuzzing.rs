@@ -56,7 +56,7 @@ use crate::controller::{
 use crate::id::{CallId, GroupId, Identifier, UserId};
 use crate::protocol::{
     ClientKind, ClientMessage, DecodeError, EndReason, JoinOptions, MAX_MESSAGE_SIZE, MediaPayload,
-    ServerMessage,
+    ServerMessage, VideoKind, VideoSize,
 };
 use crate::rng::Rng;
 use crate::token::{Scope, Scopes, TokenKey};
@@ -420,7 +420,21 @@ fn call_message(dice: u64) -> ClientMessage {
         muted: pick(9, 2) == 0,
         video: pick(10, 2) == 0,
     };
-    match pick(11, 12) {
+    let video_kind = if pick(17, 2) == 0 {
+        VideoKind::Camera
+    } else {
+        VideoKind::ScreenShare
+    };
+    // Mostly a few common sizes, sometimes none or one out of range.
+    let size = match pick(18, 6) {
+        0 => None,
+        1 => Some(VideoSize::new(640, 360)),
+        2 => Some(VideoSize::new(1280, 720)),
+        3 => Some(VideoSize::new(720, 1280)),
+        4 => Some(VideoSize::new(1920, 1080)),
+        _ => Some(VideoSize::new(0, 720)),
+    };
+    match pick(11, 14) {
         0 | 1 => M::Join {
             group_id: group,
             options,
@@ -443,6 +457,15 @@ fn call_message(dice: u64) -> ClientMessage {
         8 => M::AddParticipant { call_id, target },
         9 => M::RemoveParticipant { call_id, target },
         10 => M::Admit { call_id, target },
+        11 => M::StartVideo {
+            call_id,
+            kind: video_kind,
+            size,
+        },
+        12 => M::StopVideo {
+            call_id,
+            kind: video_kind,
+        },
         _ => M::Reject { call_id },
     }
 }

@@ -63,7 +63,7 @@ pub use id::{CallId, GroupId, IdError, Identifier, PhoneNumber, UserId};
 pub use protocol::{
     CallState, ClientKind, ClientMessage, DecodeError, EndReason, ErrorCode, JoinOptions,
     MediaPayload, MediaPayloadKind, ParticipantInfo, ParticipantState, ServerMessage, VideoKind,
-    VideoSlot,
+    VideoSize, VideoSlot, VideoStream,
 };
 pub use session::{
     Call, ClientSession, ConnectionState, Direction, Event, RemoteParticipant, SessionConfig,

@@ -108,12 +108,16 @@ pub enum ClientMessage {
         /// The call.
         call_id: CallId,
     },
-    /// Start sending a video stream (camera or screen share).
+    /// Start sending a video stream (camera or screen share), or, for a stream that
+    /// is on already, announce its new size (a source switch that changes resolution).
     StartVideo {
         /// The call.
         call_id: CallId,
         /// Camera or screen share.
         kind: VideoKind,
+        /// The size the sender encodes at, when it knows; absent: not known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        size: Option<VideoSize>,
     },
     /// Stop sending a video stream.
     StopVideo {
@@ -315,6 +319,105 @@ pub enum VideoKind {
     ScreenShare,
 }
 
+/// Longest side of a [`VideoSize`] accepted, in pixels (8K UHD, either orientation).
+pub const MAX_VIDEO_LONG_SIDE: u32 = 7680;
+
+/// Shortest side of a [`VideoSize`] accepted, in pixels (8K UHD, either orientation).
+pub const MAX_VIDEO_SHORT_SIDE: u32 = 4320;
+
+/// The size of a video stream in pixels, as its sender encodes it, so that receivers
+/// can lay out and allocate renderers before the first frame arrives.
+///
+/// Valid sizes are at least 1x1 and at most 7680x4320 in either orientation
+/// ([`MAX_VIDEO_LONG_SIDE`], [`MAX_VIDEO_SHORT_SIDE`]); decoding refuses others, and
+/// so do [`ClientSession::start_video`](crate::ClientSession::start_video) and the
+/// controller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "RawVideoSize")]
+pub struct VideoSize {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+}
+
+impl VideoSize {
+    /// A size; see [`VideoSize::is_valid`] for the ones the protocol accepts.
+    pub const fn new(width: u32, height: u32) -> Self {
+        VideoSize { width, height }
+    }
+
+    /// Whether the protocol accepts this size: no side is zero, the longer side is at
+    /// most [`MAX_VIDEO_LONG_SIDE`] and the shorter at most [`MAX_VIDEO_SHORT_SIDE`].
+    pub fn is_valid(self) -> bool {
+        let (long, short) = if self.width >= self.height {
+            (self.width, self.height)
+        } else {
+            (self.height, self.width)
+        };
+        short >= 1 && long <= MAX_VIDEO_LONG_SIDE && short <= MAX_VIDEO_SHORT_SIDE
+    }
+}
+
+impl std::fmt::Display for VideoSize {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{}", self.width, self.height)
+    }
+}
+
+/// A [`VideoSize`] as read from the wire, before validation.
+#[derive(Deserialize)]
+struct RawVideoSize {
+    width: u32,
+    height: u32,
+}
+
+impl TryFrom<RawVideoSize> for VideoSize {
+    type Error = String;
+
+    fn try_from(raw: RawVideoSize) -> Result<Self, Self::Error> {
+        let size = VideoSize::new(raw.width, raw.height);
+        if size.is_valid() {
+            Ok(size)
+        } else {
+            Err(format!(
+                "video size {size} is out of range (1x1 to \
+                 {MAX_VIDEO_LONG_SIDE}x{MAX_VIDEO_SHORT_SIDE}, either orientation)"
+            ))
+        }
+    }
+}
+
+/// Mostly valid sizes, some not (a side of 0 or over the limit), so that fuzzed
+/// requests reach both the accepting and the refusing paths.
+#[cfg(feature = "arbitrary")]
+impl<'a> arbitrary::Arbitrary<'a> for VideoSize {
+    fn arbitrary(u: &mut arbitrary::Unstructured<'a>) -> arbitrary::Result<Self> {
+        Ok(VideoSize::new(
+            u.int_in_range(0..=MAX_VIDEO_LONG_SIDE + 1)?,
+            u.int_in_range(0..=MAX_VIDEO_SHORT_SIDE + 1)?,
+        ))
+    }
+}
+
+/// A video stream a participant sends: its kind and, when the sender said, its size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "arbitrary", derive(arbitrary::Arbitrary))]
+pub struct VideoStream {
+    /// Camera or screen share.
+    pub kind: VideoKind,
+    /// The size the sender encodes at; absent when it did not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<VideoSize>,
+}
+
+impl From<VideoKind> for VideoStream {
+    /// A stream of `kind` whose size is not known.
+    fn from(kind: VideoKind) -> Self {
+        VideoStream { kind, size: None }
+    }
+}
+
 /// One video receive slot (an SDP `recvonly` video section the client offered) and
 /// the stream the server forwards into it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -418,9 +521,9 @@ pub struct ParticipantInfo {
     /// Whether they are speaking now.
     #[serde(default)]
     pub speaking: bool,
-    /// The video streams they send.
+    /// The video streams they send, at most one per kind.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub video: Vec<VideoKind>,
+    pub video: Vec<VideoStream>,
     /// Why they left, once they have.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end_reason: Option<EndReason>,

@@ -64,6 +64,16 @@
 //!   `participant` upserts (added if new, updated if changed; shown `Disconnected`,
 //!   removed); `participant_left` is always reported with its reason, even for an
 //!   invitee never seen (an offline target). Entries about ourselves are ignored.
+//! - Remote video: whenever a remote participant's streams change, the session also
+//!   reports each stream: [`Event::RemoteVideoAdded`] (a kind they did not send),
+//!   [`Event::RemoteVideoChanged`] (same kind, new size: a source switch),
+//!   [`Event::RemoteVideoRemoved`] (a kind they stopped). A participant who appears
+//!   gets `ParticipantAdded` first, then `RemoteVideoAdded` for each stream; one who
+//!   leaves or is dropped from a roster gets `RemoteVideoRemoved` for each stream,
+//!   then `ParticipantRemoved`; within an update, removals come first, then changes
+//!   and additions in the participant's order. So an app can create and tear down
+//!   renderers from these events alone. A call that ends reports none: its
+//!   `CallStateChanged` to `Disconnected` ends every stream in it.
 //! - Messages about calls the session does not know are ignored (logged at debug):
 //!   they race with hang-ups. No server message makes the session panic.
 //! - Commands need an authenticated connection ([`Error::NotConnected`] otherwise)
@@ -147,7 +157,7 @@ use crate::error::Error;
 use crate::id::{CallId, GroupId, Identifier};
 use crate::protocol::{
     CallState, ClientKind, ClientMessage, EndReason, ErrorCode, JoinOptions, MediaPayload,
-    ParticipantInfo, ParticipantState, ServerMessage, VideoKind,
+    ParticipantInfo, ParticipantState, ServerMessage, VideoKind, VideoSize, VideoStream,
 };
 use crate::rng::Rng;
 use call::Action;
@@ -256,6 +266,34 @@ pub enum Event {
         call_id: CallId,
         /// Most dominant first.
         speakers: Vec<Identifier>,
+    },
+    /// A remote participant started sending a video stream.
+    RemoteVideoAdded {
+        /// The call.
+        call_id: CallId,
+        /// Who sends it.
+        participant: Identifier,
+        /// Its kind, and its size when the sender said.
+        stream: VideoStream,
+    },
+    /// A remote participant's video stream changed size (their source switched); the
+    /// stream itself goes on.
+    RemoteVideoChanged {
+        /// The call.
+        call_id: CallId,
+        /// Who sends it.
+        participant: Identifier,
+        /// The stream as it is now.
+        stream: VideoStream,
+    },
+    /// A remote participant's video stream ended: they stopped it, or they left.
+    RemoteVideoRemoved {
+        /// The call.
+        call_id: CallId,
+        /// Who sent it.
+        participant: Identifier,
+        /// Which of their streams ended.
+        kind: VideoKind,
     },
     /// What our video receive slots show changed (every slot, in offer order).
     VideoSlotsChanged {
@@ -765,34 +803,49 @@ impl ClientSession {
         )
     }
 
-    /// Starts sending video of `kind` ([`Call::video`] changes at once: the server
-    /// tells only the others). Starting a stream that is on already does nothing.
+    /// Starts sending video of `kind` at `size` (`None`: not known), or announces a
+    /// new size for a stream that is on (a source switch that changes resolution: the
+    /// stream goes on, the others see [`Event::RemoteVideoChanged`]). [`Call::video`]
+    /// changes at once: the server tells only the others. Starting a stream that is on
+    /// already at the same size does nothing.
     ///
     /// # Errors
-    /// As [`ClientSession::mute`], and [`Error::VideoBusy`] when the other kind is on
-    /// (one of camera and screen share at a time).
+    /// As [`ClientSession::mute`]; [`Error::InvalidArgument`] for a size the protocol
+    /// refuses ([`VideoSize::is_valid`]); [`Error::VideoBusy`] when the other kind is
+    /// on (one of camera and screen share at a time).
     pub fn start_video(
         &mut self,
         call_id: &CallId,
         kind: VideoKind,
+        size: Option<VideoSize>,
         _now: Instant,
     ) -> Result<(), Error> {
         let call = self.connected_call(call_id)?;
         call.request(Action::Media)?;
-        if call.video().contains(&kind) {
-            return Ok(());
+        if size.is_some_and(|s| !s.is_valid()) {
+            return Err(Error::InvalidArgument(
+                "video size must be at least 1x1 and at most 7680x4320 in either orientation",
+            ));
         }
-        if let Some(&active) = call.video().first() {
-            return Err(Error::VideoBusy {
-                call: call_id.clone(),
-                requested: kind,
-                active,
-            });
+        if let Some(stream) = call.video_mut().iter_mut().find(|s| s.kind == kind) {
+            if stream.size == size {
+                return Ok(());
+            }
+            stream.size = size;
+        } else {
+            if let Some(active) = call.video().first() {
+                return Err(Error::VideoBusy {
+                    call: call_id.clone(),
+                    requested: kind,
+                    active: active.kind,
+                });
+            }
+            call.video_mut().push(VideoStream { kind, size });
         }
-        call.video_mut().push(kind);
         self.transmits.push_back(ClientMessage::StartVideo {
             call_id: call_id.clone(),
             kind,
+            size,
         });
         Ok(())
     }
@@ -809,10 +862,10 @@ impl ClientSession {
     ) -> Result<(), Error> {
         let call = self.connected_call(call_id)?;
         call.request(Action::Media)?;
-        if !call.video().contains(&kind) {
+        if !call.video().iter().any(|s| s.kind == kind) {
             return Ok(());
         }
-        call.video_mut().retain(|k| *k != kind);
+        call.video_mut().retain(|s| s.kind != kind);
         self.transmits.push_back(ClientMessage::StopVideo {
             call_id: call_id.clone(),
             kind,
@@ -1139,7 +1192,8 @@ impl ClientSession {
         let previous = std::mem::replace(call.participants_mut(), next);
         let current = call.participants_mut();
         let mut events = Vec::new();
-        for id in previous.keys().filter(|id| !current.contains_key(*id)) {
+        for (id, old) in previous.iter().filter(|(id, _)| !current.contains_key(*id)) {
+            video_changes(&call_id, id, old.video(), &[], &mut events);
             events.push(Event::ParticipantRemoved {
                 call_id: call_id.clone(),
                 id: id.clone(),
@@ -1158,6 +1212,8 @@ impl ClientSession {
                 }),
                 Some(_) => {}
             }
+            let old = previous.get(id).map_or(&[][..], |p| p.video());
+            video_changes(&call_id, id, old, participant.video(), &mut events);
         }
         self.events.extend(events);
     }
@@ -1176,21 +1232,24 @@ impl ClientSession {
             return;
         };
         let entry = RemoteParticipant::new(participant.clone());
-        let event = match call
-            .participants_mut()
-            .insert(participant.id.clone(), entry)
-        {
+        let id = participant.id.clone();
+        let new_video = participant.video.clone();
+        let old = call.participants_mut().insert(id.clone(), entry);
+        let event = match &old {
             None => Event::ParticipantAdded {
-                call_id,
+                call_id: call_id.clone(),
                 participant,
             },
             Some(old) if old.info() != &participant => Event::ParticipantUpdated {
-                call_id,
+                call_id: call_id.clone(),
                 participant,
             },
             Some(_) => return,
         };
-        self.events.push_back(event);
+        let mut events = vec![event];
+        let old_video = old.as_ref().map_or(&[][..], |p| p.video());
+        video_changes(&call_id, &id, old_video, &new_video, &mut events);
+        self.events.extend(events);
     }
 
     fn on_participant_left(&mut self, call_id: CallId, id: Identifier, reason: Option<EndReason>) {
@@ -1201,10 +1260,17 @@ impl ClientSession {
         let Some(call) = self.live_call_for_message(&call_id, "participant_left") else {
             return;
         };
-        if call.participants_mut().remove(&id).is_none() {
-            // Still reported: an invitee we never saw (an offline target of a group
-            // call) leaves this way, and the app wants to know why they are not in it.
-            debug!(call_id = %call_id, %id, "participant we did not know left");
+        match call.participants_mut().remove(&id) {
+            Some(old) => {
+                let mut events = Vec::new();
+                video_changes(&call_id, &id, old.video(), &[], &mut events);
+                self.events.extend(events);
+            }
+            None => {
+                // Still reported: an invitee we never saw (an offline target of a group
+                // call) leaves this way, and the app wants to know why they are not in it.
+                debug!(call_id = %call_id, %id, "participant we did not know left");
+            }
         }
         self.events.push_back(Event::ParticipantRemoved {
             call_id,
@@ -1426,6 +1492,53 @@ impl ClientSession {
 }
 
 /// How a call we set up locally ends when the server refuses the request.
+/// Reports how a remote participant's video went from `old` to `new` (removals, then
+/// changes and additions in `new`'s order; see the module docs). The first stream of a
+/// kind counts; a server that lists a kind twice gets its later entries ignored.
+fn video_changes(
+    call_id: &CallId,
+    participant: &Identifier,
+    old: &[VideoStream],
+    new: &[VideoStream],
+    events: &mut Vec<Event>,
+) {
+    fn find(streams: &[VideoStream], kind: VideoKind) -> Option<&VideoStream> {
+        streams.iter().find(|s| s.kind == kind)
+    }
+    // Each kind once, as its first stream.
+    fn distinct(streams: &[VideoStream]) -> impl Iterator<Item = VideoStream> + '_ {
+        streams
+            .iter()
+            .filter(|s| find(streams, s.kind).is_some_and(|first| std::ptr::eq(first, *s)))
+            .copied()
+    }
+    for stream in distinct(old) {
+        if find(new, stream.kind).is_none() {
+            events.push(Event::RemoteVideoRemoved {
+                call_id: call_id.clone(),
+                participant: participant.clone(),
+                kind: stream.kind,
+            });
+        }
+    }
+    for stream in distinct(new) {
+        let event = match find(old, stream.kind) {
+            None => Event::RemoteVideoAdded {
+                call_id: call_id.clone(),
+                participant: participant.clone(),
+                stream,
+            },
+            Some(before) if before.size != stream.size => Event::RemoteVideoChanged {
+                call_id: call_id.clone(),
+                participant: participant.clone(),
+                stream,
+            },
+            Some(_) => continue,
+        };
+        events.push(event);
+    }
+}
+
 fn end_reason_for(code: ErrorCode, message: &str) -> EndReason {
     match code {
         ErrorCode::CallFull => EndReason::call_full(),
@@ -1780,7 +1893,10 @@ mod tests {
         );
         assert_eq!(h.state(&id), CallState::Connecting);
         assert!(h.session.call(&id).unwrap().is_muted());
-        assert_eq!(h.session.call(&id).unwrap().video(), &[VideoKind::Camera]);
+        assert_eq!(
+            h.session.call(&id).unwrap().video(),
+            &[VideoKind::Camera.into()]
+        );
         h.server(call_state(&id, CallState::Connected));
         h.server(ServerMessage::Roster {
             call_id: id.clone(),
@@ -2188,22 +2304,27 @@ mod tests {
         let mut h = Harness::connected();
         let id = h.connected_call();
         h.session
-            .start_video(&id, VideoKind::Camera, h.now)
+            .start_video(&id, VideoKind::Camera, None, h.now)
             .unwrap();
         h.session
-            .start_video(&id, VideoKind::Camera, h.now)
+            .start_video(&id, VideoKind::Camera, None, h.now)
             .unwrap();
         h.drain();
         assert_eq!(
             h.sent(),
             vec![ClientMessage::StartVideo {
                 call_id: id.clone(),
-                kind: VideoKind::Camera
+                kind: VideoKind::Camera,
+                size: None,
             }]
         );
-        assert_eq!(h.session.call(&id).unwrap().video(), &[VideoKind::Camera]);
+        assert_eq!(
+            h.session.call(&id).unwrap().video(),
+            &[VideoKind::Camera.into()]
+        );
         assert!(matches!(
-            h.session.start_video(&id, VideoKind::ScreenShare, h.now),
+            h.session
+                .start_video(&id, VideoKind::ScreenShare, None, h.now),
             Err(Error::VideoBusy {
                 requested: VideoKind::ScreenShare,
                 active: VideoKind::Camera,
@@ -2213,7 +2334,7 @@ mod tests {
         h.session.stop_video(&id, VideoKind::Camera, h.now).unwrap();
         h.session.stop_video(&id, VideoKind::Camera, h.now).unwrap();
         h.session
-            .start_video(&id, VideoKind::ScreenShare, h.now)
+            .start_video(&id, VideoKind::ScreenShare, None, h.now)
             .unwrap();
         h.drain();
         assert_eq!(
@@ -2225,14 +2346,15 @@ mod tests {
                 },
                 ClientMessage::StartVideo {
                     call_id: id.clone(),
-                    kind: VideoKind::ScreenShare
+                    kind: VideoKind::ScreenShare,
+                    size: None,
                 },
             ]
         );
 
         // Remote video is what the server says.
         let mut bob = info("bob", ParticipantState::Connected);
-        bob.video = vec![VideoKind::Camera];
+        bob.video = vec![VideoKind::Camera.into()];
         h.server(ServerMessage::Participant {
             call_id: id.clone(),
             participant: bob,
@@ -2240,7 +2362,7 @@ mod tests {
         let call = h.session.call(&id).unwrap();
         assert_eq!(
             call.participant(&user("bob")).unwrap().video(),
-            &[VideoKind::Camera]
+            &[VideoKind::Camera.into()]
         );
 
         // Joining with video turns the camera on; ending the call turns it off.
@@ -2249,9 +2371,177 @@ mod tests {
             video: true,
         };
         let id = h.session.start_call(&[user("bob")], video, h.now).unwrap();
-        assert_eq!(h.session.call(&id).unwrap().video(), &[VideoKind::Camera]);
+        assert_eq!(
+            h.session.call(&id).unwrap().video(),
+            &[VideoKind::Camera.into()]
+        );
         h.server(ended(&id, EndReason::unavailable()));
         assert!(h.session.call(&id).unwrap().video().is_empty());
+    }
+
+    #[test]
+    fn starting_video_again_announces_a_new_size() {
+        let mut h = Harness::connected();
+        let id = h.connected_call();
+        let vga = VideoSize::new(640, 480);
+        let hd = VideoSize::new(1280, 720);
+        let start = |size| ClientMessage::StartVideo {
+            call_id: id.clone(),
+            kind: VideoKind::Camera,
+            size,
+        };
+        h.session
+            .start_video(&id, VideoKind::Camera, Some(vga), h.now)
+            .unwrap();
+        // The same size again is nothing new; another size (or none) is.
+        h.session
+            .start_video(&id, VideoKind::Camera, Some(vga), h.now)
+            .unwrap();
+        h.session
+            .start_video(&id, VideoKind::Camera, Some(hd), h.now)
+            .unwrap();
+        h.drain();
+        assert_eq!(h.sent(), vec![start(Some(vga)), start(Some(hd))]);
+        let camera_hd = VideoStream {
+            kind: VideoKind::Camera,
+            size: Some(hd),
+        };
+        assert_eq!(h.session.call(&id).unwrap().video(), &[camera_hd]);
+
+        // Sizes the protocol refuses are refused here, and change nothing.
+        for bad in [
+            VideoSize::new(0, 720),
+            VideoSize::new(1280, 0),
+            VideoSize::new(7681, 1),
+            VideoSize::new(4321, 4321),
+        ] {
+            assert!(
+                matches!(
+                    h.session
+                        .start_video(&id, VideoKind::Camera, Some(bad), h.now),
+                    Err(Error::InvalidArgument(_))
+                ),
+                "{bad}"
+            );
+        }
+        // Both orientations of the largest size are fine.
+        assert!(VideoSize::new(7680, 4320).is_valid());
+        assert!(VideoSize::new(4320, 7680).is_valid());
+        h.drain();
+        assert_eq!(h.sent(), vec![]);
+        assert_eq!(h.session.call(&id).unwrap().video(), &[camera_hd]);
+    }
+
+    #[test]
+    fn remote_video_events_follow_the_participant() {
+        let mut h = Harness::connected();
+        let id = h.connected_call();
+        h.take();
+        let bob_id = user("bob");
+        let stream = |kind, size: Option<(u32, u32)>| VideoStream {
+            kind,
+            size: size.map(|(w, h)| VideoSize::new(w, h)),
+        };
+        let with = |video: Vec<VideoStream>| {
+            let mut bob = info("bob", ParticipantState::Connected);
+            bob.video = video;
+            bob
+        };
+        let added = |stream| Event::RemoteVideoAdded {
+            call_id: id.clone(),
+            participant: bob_id.clone(),
+            stream,
+        };
+        let changed = |stream| Event::RemoteVideoChanged {
+            call_id: id.clone(),
+            participant: bob_id.clone(),
+            stream,
+        };
+        let removed = |kind| Event::RemoteVideoRemoved {
+            call_id: id.clone(),
+            participant: bob_id.clone(),
+            kind,
+        };
+        let updated = |participant| Event::ParticipantUpdated {
+            call_id: id.clone(),
+            participant,
+        };
+        let participant = |info| ServerMessage::Participant {
+            call_id: id.clone(),
+            participant: info,
+        };
+
+        let vga = stream(VideoKind::Camera, Some((640, 480)));
+        h.server(participant(with(vec![vga])));
+        assert_eq!(h.events(), vec![updated(with(vec![vga])), added(vga)]);
+
+        // A new size: the same stream, changed.
+        let hd = stream(VideoKind::Camera, Some((1280, 720)));
+        h.server(participant(with(vec![hd])));
+        assert_eq!(h.events(), vec![updated(with(vec![hd])), changed(hd)]);
+
+        // Other changes say nothing about video.
+        let mut muted = with(vec![hd]);
+        muted.muted = true;
+        h.server(participant(muted.clone()));
+        assert_eq!(h.events(), vec![updated(muted)]);
+
+        // Camera to screen share: the camera goes, then the screen comes. A kind
+        // listed twice counts once.
+        let screen = stream(VideoKind::ScreenShare, None);
+        let twice = with(vec![screen, stream(VideoKind::ScreenShare, Some((1, 1)))]);
+        h.server(participant(twice.clone()));
+        assert_eq!(
+            h.events(),
+            vec![updated(twice), removed(VideoKind::Camera), added(screen)]
+        );
+
+        // Leaving ends every stream first.
+        h.server(ServerMessage::ParticipantLeft {
+            call_id: id.clone(),
+            id: bob_id.clone(),
+            reason: EndReason::normal(),
+        });
+        assert_eq!(
+            h.events(),
+            vec![
+                removed(VideoKind::ScreenShare),
+                Event::ParticipantRemoved {
+                    call_id: id.clone(),
+                    id: bob_id.clone(),
+                    reason: Some(EndReason::normal()),
+                }
+            ]
+        );
+
+        // Appearing in a roster adds the streams; leaving it removes them.
+        let roster = |participants| ServerMessage::Roster {
+            call_id: id.clone(),
+            participants,
+        };
+        h.server(roster(vec![with(vec![vga])]));
+        assert_eq!(
+            h.events(),
+            vec![
+                Event::ParticipantAdded {
+                    call_id: id.clone(),
+                    participant: with(vec![vga]),
+                },
+                added(vga)
+            ]
+        );
+        h.server(roster(vec![]));
+        assert_eq!(
+            h.events(),
+            vec![
+                removed(VideoKind::Camera),
+                Event::ParticipantRemoved {
+                    call_id: id.clone(),
+                    id: bob_id.clone(),
+                    reason: None,
+                }
+            ]
+        );
     }
 
     #[test]
@@ -2713,7 +3003,8 @@ mod tests {
         for result in [
             h.session.mute(&incoming, h.now),
             h.session.hold(&incoming, h.now),
-            h.session.start_video(&incoming, VideoKind::Camera, h.now),
+            h.session
+                .start_video(&incoming, VideoKind::Camera, None, h.now),
             h.session.add_participant(&incoming, &user("dave"), h.now),
         ] {
             assert!(matches!(result, Err(Error::InvalidState { .. })));

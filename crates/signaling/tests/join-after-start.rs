@@ -25,7 +25,7 @@ fn late_joiner_gets_the_full_roster_and_is_seen_connected() {
             .unwrap();
         sim.act(|w, now| {
             w.session_mut(carol)
-                .start_video(&call, VideoKind::Camera, now)
+                .start_video(&call, VideoKind::Camera, None, now)
         })
         .unwrap();
         sim.run_for(std::time::Duration::from_secs(60));
@@ -39,7 +39,7 @@ fn late_joiner_gets_the_full_roster_and_is_seen_connected() {
         assert!(b.video().is_empty());
         let c = remote(&sim, dave, &call, &carol_id).unwrap();
         assert!(!c.is_muted());
-        assert_eq!(c.video(), &[VideoKind::Camera]);
+        assert_eq!(c.video(), &[VideoKind::Camera.into()]);
         // The roster arrived as participants added, not as a trickle of updates.
         let added = call_events(&sim, dave, &call)
             .into_iter()

@@ -12,11 +12,13 @@
 
 use proptest::prelude::*;
 use proptest::test_runner::FileFailurePersistence;
-use ringwire_signaling::protocol::{CLIENT_MESSAGE_TYPES, SERVER_MESSAGE_TYPES};
+use ringwire_signaling::protocol::{
+    CLIENT_MESSAGE_TYPES, MAX_VIDEO_LONG_SIDE, MAX_VIDEO_SHORT_SIDE, SERVER_MESSAGE_TYPES,
+};
 use ringwire_signaling::{
     CallId, CallState, ClientKind, ClientMessage, EndReason, ErrorCode, GroupId, Identifier,
     JoinOptions, MediaPayload, MediaPayloadKind, ParticipantInfo, ParticipantState, PhoneNumber,
-    ServerMessage, UserId, VideoKind,
+    ServerMessage, UserId, VideoKind, VideoSize, VideoStream,
 };
 
 /// 1 to `max` characters allowed in user, call and group ids.
@@ -74,6 +76,27 @@ fn join_options() -> impl Strategy<Value = JoinOptions> {
 
 fn video_kind() -> impl Strategy<Value = VideoKind> {
     prop_oneof![Just(VideoKind::Camera), Just(VideoKind::ScreenShare)]
+}
+
+/// Valid sizes only (either orientation, up to 7680x4320): invalid ones do not decode.
+fn video_size() -> impl Strategy<Value = VideoSize> {
+    (
+        1..=MAX_VIDEO_LONG_SIDE,
+        1..=MAX_VIDEO_SHORT_SIDE,
+        any::<bool>(),
+    )
+        .prop_map(|(long, short, portrait)| {
+            if portrait {
+                VideoSize::new(short, long)
+            } else {
+                VideoSize::new(long, short)
+            }
+        })
+}
+
+fn video_stream() -> impl Strategy<Value = VideoStream> {
+    (video_kind(), prop::option::of(video_size()))
+        .prop_map(|(kind, size)| VideoStream { kind, size })
 }
 
 fn media_payload() -> impl Strategy<Value = MediaPayload> {
@@ -163,7 +186,7 @@ fn participant_info() -> impl Strategy<Value = ParticipantInfo> {
         participant_state(),
         any::<bool>(),
         any::<bool>(),
-        prop::collection::vec(video_kind(), 0..3),
+        prop::collection::vec(video_stream(), 0..3),
         prop::option::of(end_reason()),
     )
         .prop_map(
@@ -223,8 +246,13 @@ fn client_message() -> impl Strategy<Value = ClientMessage> {
         call_id().prop_map(|call_id| ClientMessage::Resume { call_id }),
         call_id().prop_map(|call_id| ClientMessage::Mute { call_id }),
         call_id().prop_map(|call_id| ClientMessage::Unmute { call_id }),
-        (call_id(), video_kind())
-            .prop_map(|(call_id, kind)| ClientMessage::StartVideo { call_id, kind }),
+        (call_id(), video_kind(), prop::option::of(video_size())).prop_map(
+            |(call_id, kind, size)| ClientMessage::StartVideo {
+                call_id,
+                kind,
+                size
+            }
+        ),
         (call_id(), video_kind())
             .prop_map(|(call_id, kind)| ClientMessage::StopVideo { call_id, kind }),
         (call_id(), identifier())
@@ -325,6 +353,7 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
             "c1",
             "group:g",
             "camera",
+            "screen_share",
             "offer",
             "connected",
             "",
@@ -353,6 +382,9 @@ fn field_name() -> impl Strategy<Value = String> {
             "muted",
             "video",
             "kind",
+            "size",
+            "width",
+            "height",
             "payload",
             "sdp",
             "seq",
@@ -484,6 +516,33 @@ proptest! {
         let value: serde_json::Value = serde_json::from_slice(&bytes).expect("encode makes json");
         prop_assert_eq!(&value["type"], msg.kind());
         prop_assert_eq!(&value["v"], 1);
+    }
+
+    #[test]
+    fn video_sizes_decode_exactly_when_valid(
+        width in prop_oneof![0..=8000u32, any::<u32>()],
+        height in prop_oneof![0..=8000u32, any::<u32>()],
+    ) {
+        let size = VideoSize::new(width, height);
+        let json = format!(
+            r#"{{"v":1,"type":"start_video","call_id":"c1","kind":"camera","size":{{"width":{width},"height":{height}}}}}"#
+        );
+        let decoded = ClientMessage::decode(json.as_bytes());
+        let long = width.max(height);
+        let short = width.min(height);
+        let valid = short >= 1 && long <= MAX_VIDEO_LONG_SIDE && short <= MAX_VIDEO_SHORT_SIDE;
+        prop_assert_eq!(size.is_valid(), valid);
+        if valid {
+            prop_assert!(
+                matches!(&decoded, Ok(ClientMessage::StartVideo { size: Some(s), .. }) if *s == size),
+                "{:?}", decoded
+            );
+        } else {
+            prop_assert!(
+                matches!(&decoded, Err(e) if e.code() == ErrorCode::Malformed),
+                "{:?}", decoded
+            );
+        }
     }
 
     #[test]

@@ -313,6 +313,7 @@ fn all_client_kinds() -> Vec<&'static str> {
         ClientMessage::StartVideo {
             call_id: call_id.clone(),
             kind: ringwire_signaling::VideoKind::Camera,
+            size: None,
         },
         ClientMessage::StopVideo {
             call_id: call_id.clone(),

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use crate::error::Error;
 use crate::id::{CallId, GroupId, Identifier};
-use crate::protocol::{CallState, EndReason, ParticipantInfo, ParticipantState, VideoKind};
+use crate::protocol::{
+    CallState, EndReason, ParticipantInfo, ParticipantState, VideoKind, VideoStream,
+};
 
 /// Who started a call, from this client's point of view.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +29,7 @@ pub struct Call {
     caller_video: bool,
     group_id: Option<GroupId>,
     muted: bool,
-    video: Vec<VideoKind>,
+    video: Vec<VideoStream>,
     participants: BTreeMap<Identifier, RemoteParticipant>,
     dominant_speakers: Vec<Identifier>,
     video_slots: Vec<crate::protocol::VideoSlot>,
@@ -156,8 +158,8 @@ impl Call {
         self.state == CallState::LocalHold
     }
 
-    /// The video streams we send.
-    pub fn video(&self) -> &[VideoKind] {
+    /// The video streams we send, with the size we last announced for each.
+    pub fn video(&self) -> &[VideoStream] {
         &self.video
     }
 
@@ -332,7 +334,7 @@ impl Call {
         self.video = initial_video(video);
     }
 
-    pub(super) fn video_mut(&mut self) -> &mut Vec<VideoKind> {
+    pub(super) fn video_mut(&mut self) -> &mut Vec<VideoStream> {
         &mut self.video
     }
 
@@ -382,9 +384,15 @@ impl RemoteParticipant {
         self.info.speaking
     }
 
-    /// The video streams they send.
-    pub fn video(&self) -> &[VideoKind] {
+    /// The video streams they send (at most one per kind), with their sizes when
+    /// the sender announced them.
+    pub fn video(&self) -> &[VideoStream] {
         &self.info.video
+    }
+
+    /// The stream of `kind` they send, if any.
+    pub fn video_stream(&self, kind: VideoKind) -> Option<&VideoStream> {
+        self.info.video.iter().find(|s| s.kind == kind)
     }
 
     /// Why they left, when the server said.
@@ -398,9 +406,12 @@ impl RemoteParticipant {
     }
 }
 
-fn initial_video(video: bool) -> Vec<VideoKind> {
+fn initial_video(video: bool) -> Vec<VideoStream> {
     if video {
-        vec![VideoKind::Camera]
+        vec![VideoStream {
+            kind: VideoKind::Camera,
+            size: None,
+        }]
     } else {
         Vec::new()
     }

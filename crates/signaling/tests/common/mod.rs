@@ -212,6 +212,10 @@ pub(crate) fn event_call(event: &Event) -> Option<&CallId> {
         | Event::ParticipantRemoved { call_id, .. }
         | Event::MuteChanged { call_id, .. }
         | Event::DominantSpeakersChanged { call_id, .. }
+        | Event::RemoteVideoAdded { call_id, .. }
+        | Event::RemoteVideoChanged { call_id, .. }
+        | Event::RemoteVideoRemoved { call_id, .. }
+        | Event::VideoSlotsChanged { call_id, .. }
         | Event::MediaReceived { call_id, .. } => Some(call_id),
         Event::RequestFailed { call_id, .. } => call_id.as_ref(),
         _ => None,
