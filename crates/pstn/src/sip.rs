@@ -275,12 +275,12 @@ async fn run_outbound(
                 }
                 Some(LegInput::Dtmf(_)) => {}
                 Some(LegInput::HangUp) | None => {
-                    initiator.cancel().await.map_err(sip_error)?;
+                    cancel(initiator).await?;
                     return Ok(EndReason::cancelled());
                 }
             },
             () = tokio::time::sleep_until(ring_deadline) => {
-                initiator.cancel().await.map_err(sip_error)?;
+                cancel(initiator).await?;
                 return Ok(EndReason::no_answer());
             }
         }
@@ -345,6 +345,22 @@ async fn run_outbound(
                     return Ok(EndReason::new(0, 4900, "maximum call duration reached"));
                 }
             }
+        }
+    }
+}
+
+/// How long a CANCELled INVITE may wait for its final response: RFC 3261 §9.1 lets
+/// the client give up on the transaction after 64*T1 without one.
+const CANCEL_WAIT: Duration = Duration::from_secs(32);
+
+/// CANCELs a ringing INVITE and waits (at most [`CANCEL_WAIT`]) for its final
+/// response, so a far end that never answers the CANCEL cannot keep the leg alive.
+async fn cancel(initiator: InviteInitiator) -> Result<(), Error> {
+    match tokio::time::timeout(CANCEL_WAIT, initiator.cancel()).await {
+        Ok(result) => result.map_err(sip_error),
+        Err(_) => {
+            tracing::debug!("no final response to the CANCELled INVITE; giving up on it");
+            Ok(())
         }
     }
 }

@@ -6,6 +6,10 @@
 //!   opus -> G.711 (PCMU) -> sipp -> G.711 -> opus, checked by Goertzel SNR; the
 //!   client hangs up, the gateway sends BYE, sipp finishes its scenario cleanly.
 //! - sipp answers 486 / 603: the call ends at the client with that end reason.
+//! - sipp answers and then hangs up (BYE): the call ends at the client as "the other
+//!   participant hung up".
+//! - sipp rings and never answers: the gateway gives up after the ring timeout with
+//!   CANCEL, and the client hears 408.
 //! - A destination country the trunk does not allow ends with 403 before any SIP.
 //!
 //! Skipped (with a message) when `sipp` is not installed (`apt install sip-tester`),
@@ -99,23 +103,60 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// sipp as a UAS for one call: the built-in `uas` scenario with RTP echo (`None`), or
-/// one that answers the INVITE with `status` and waits for the ACK.
-async fn sipp_uas(status: Option<u16>) -> Sipp {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let media = free_port();
-    let mut cmd = Command::new("sipp");
-    cmd.current_dir(dir.path());
-    match status {
-        None => {
-            cmd.args(["-sn", "uas", "-rtp_echo"]);
-        }
-        Some(code) => {
-            let xml = format!(
-                r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="refuse">
-  <recv request="INVITE" />
+/// What the sipp UAS does with our INVITE.
+#[derive(Debug, Clone, Copy)]
+enum Far {
+    /// The built-in `uas` scenario with RTP echo: rings, answers, waits for our BYE.
+    AnswerAndEcho,
+    /// Answers with this final status and waits for the ACK.
+    Refuse(u16),
+    /// Answers, then hangs up itself after a second (BYE).
+    AnswerThenHangUp,
+    /// Rings until CANCELled, then answers 487.
+    RingForever,
+}
+
+/// A 200 OK with an SDP answer (PCMU) on sipp's media port.
+const OK_WITH_SDP: &str = r#"<send retrans="500"><![CDATA[
+
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0
+      a=rtpmap:0 PCMU/8000
+
+  ]]></send>"#;
+
+/// A provisional 180 for the last request.
+const RINGING: &str = r#"<send><![CDATA[
+
+      SIP/2.0 180 Ringing
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+  ]]></send>"#;
+
+fn scenario(far: Far) -> Option<String> {
+    let body = match far {
+        Far::AnswerAndEcho => return None,
+        Far::Refuse(code) => format!(
+            r#"<recv request="INVITE" />
   <send><![CDATA[
 
       SIP/2.0 {code} Refused
@@ -127,11 +168,93 @@ async fn sipp_uas(status: Option<u16>) -> Sipp {
       Content-Length: 0
 
   ]]></send>
+  <recv request="ACK" />"#
+        ),
+        // RFC 3261 §12.2.1.1: the BYE goes to the caller's Contact (rrs), From and To
+        // swapped relative to the dialog's requests from the caller.
+        Far::AnswerThenHangUp => format!(
+            r#"<recv request="INVITE" rrs="true">
+    <action>
+      <ereg regexp=".*" search_in="hdr" header="From:" assign_to="caller" />
+      <ereg regexp=".*" search_in="hdr" header="To:" assign_to="callee" />
+    </action>
+  </recv>
+  {OK_WITH_SDP}
   <recv request="ACK" />
+  <pause milliseconds="1000" />
+  <send retrans="500"><![CDATA[
+
+      BYE [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: [$callee];tag=[pid]SIPpTag01[call_number]
+      To: [$caller]
+      Call-ID: [call_id]
+      CSeq: 1 BYE
+      Max-Forwards: 70
+      Content-Length: 0
+
+  ]]></send>
+  <recv response="200" />"#
+        ),
+        // The 487 answers the INVITE's transaction, so it carries the INVITE's Via
+        // (RFC 3261 §9.2), not the CANCEL's.
+        Far::RingForever => format!(
+            r#"<recv request="INVITE">
+    <action>
+      <ereg regexp="[0-9]+" search_in="hdr" header="CSeq:" assign_to="cseq" />
+      <ereg regexp=".*" search_in="hdr" header="Via:" assign_to="via" />
+    </action>
+  </recv>
+  {RINGING}
+  <recv request="CANCEL" />
+  <send><![CDATA[
+
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+  ]]></send>
+  <send><![CDATA[
+
+      SIP/2.0 487 Request Terminated
+      Via: [$via]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      CSeq: [$cseq] INVITE
+      Content-Length: 0
+
+  ]]></send>
+  <recv request="ACK" />"#
+        ),
+    };
+    Some(format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="ringwire far end">
+  {body}
 </scenario>"#
-            );
-            std::fs::write(dir.path().join("refuse.xml"), xml).unwrap();
-            cmd.args(["-sf", "refuse.xml"]);
+    ))
+}
+
+/// sipp as a UAS for one call, doing `far`.
+async fn sipp_uas(far: Far) -> Sipp {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let media = free_port();
+    let mut cmd = Command::new("sipp");
+    cmd.current_dir(dir.path());
+    match scenario(far) {
+        None => {
+            cmd.args(["-sn", "uas", "-rtp_echo"]);
+        }
+        Some(xml) => {
+            std::fs::write(dir.path().join("far.xml"), xml).unwrap();
+            cmd.args(["-sf", "far.xml"]);
         }
     }
     cmd.args(["-i", "127.0.0.1", "-p", &port.to_string()])
@@ -150,6 +273,14 @@ async fn sipp_uas(status: Option<u16>) -> Sipp {
 
 /// The server with one outbound trunk to `trunk` for country code 1.
 async fn server(trunk: SocketAddr) -> (RunningServer, tempfile::TempDir) {
+    server_ringing_for(trunk, Duration::from_secs(20)).await
+}
+
+/// [`server`] whose phone legs ring at most `ring_timeout`.
+async fn server_ringing_for(
+    trunk: SocketAddr,
+    ring_timeout: Duration,
+) -> (RunningServer, tempfile::TempDir) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
@@ -177,7 +308,7 @@ async fn server(trunk: SocketAddr) -> (RunningServer, tempfile::TempDir) {
             }],
             inbound: Vec::new(),
             dispatch: Vec::new(),
-            ring_timeout: Duration::from_secs(20),
+            ring_timeout,
             max_call_duration: Duration::from_secs(300),
             media_timeout: Duration::from_secs(20),
         }),
@@ -247,7 +378,7 @@ async fn phone_call_through_sipp_echoes_the_callers_tone() {
     if !have_sipp() {
         return;
     }
-    let mut sipp = sipp_uas(None).await;
+    let mut sipp = sipp_uas(Far::AnswerAndEcho).await;
     let (server, _dir) = server(sipp.addr).await;
     let (handle, mut events) = client(&server).await;
 
@@ -302,7 +433,7 @@ async fn busy_and_declined_phones_end_the_call_with_their_reason() {
         return;
     }
     for (status, code) in [(486, 486), (603, 603)] {
-        let mut sipp = sipp_uas(Some(status)).await;
+        let mut sipp = sipp_uas(Far::Refuse(status)).await;
         let (server, _dir) = server(sipp.addr).await;
         let (handle, mut events) = client(&server).await;
         let call = dial(&handle).await;
@@ -315,6 +446,47 @@ async fn busy_and_declined_phones_end_the_call_with_their_reason() {
         handle.close().await;
         server.shut_down().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_phone_hanging_up_ends_the_call() {
+    if !have_sipp() {
+        return;
+    }
+    let mut sipp = sipp_uas(Far::AnswerThenHangUp).await;
+    let (server, _dir) = server(sipp.addr).await;
+    let (handle, mut events) = client(&server).await;
+    let call = dial(&handle).await;
+    until_state(&mut events, &call, CallState::Connected).await;
+    let reason = until_state(&mut events, &call, CallState::Disconnected)
+        .await
+        .unwrap();
+    assert_eq!(reason, EndReason::remote_hung_up());
+    // Our 200 to its BYE ended sipp's scenario.
+    let exit = sipp.exit().await;
+    assert!(exit.success(), "sipp failed: {exit}");
+    handle.close().await;
+    server.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_that_never_answers_is_cancelled_with_408() {
+    if !have_sipp() {
+        return;
+    }
+    let mut sipp = sipp_uas(Far::RingForever).await;
+    let (server, _dir) = server_ringing_for(sipp.addr, Duration::from_secs(1)).await;
+    let (handle, mut events) = client(&server).await;
+    let call = dial(&handle).await;
+    let reason = until_state(&mut events, &call, CallState::Disconnected)
+        .await
+        .unwrap();
+    assert_eq!(reason.code, 408, "{reason:?}");
+    // sipp saw our CANCEL, answered 487 and got its ACK.
+    let exit = sipp.exit().await;
+    assert!(exit.success(), "sipp failed: {exit}");
+    handle.close().await;
+    server.shut_down().await;
 }
 
 /// A country the trunk does not list is refused by the gateway itself: no SIP is
