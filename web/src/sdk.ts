@@ -563,6 +563,7 @@ export class Call extends EventTarget {
   private audioElement: HTMLAudioElement | undefined;
   private remoteAudio: MediaStream | undefined;
   private started = false;
+  private offerRefused = false;
 
   /** @internal */
   constructor(
@@ -810,7 +811,13 @@ export class Call extends EventTarget {
     if (state !== this.lastState) {
       this.lastState = state;
       this.dispatchEvent(new Event("stateChanged"));
-      if (state === "connected" && this.media && !this.media.isAnswered) this.media.resendOffer();
+      // An offer the server refused (sent from the lobby, before being admitted) goes
+      // out again once we are in. Never otherwise: a second offer replaces the first
+      // media session on the server, whose answer we would then not have.
+      if (state === "connected" && this.offerRefused && this.media && !this.media.isAnswered) {
+        this.offerRefused = false;
+        this.media.resendOffer();
+      }
       if (state === "disconnected") {
         this.media?.close();
         this.audioElement?.pause();
@@ -882,6 +889,7 @@ export class Call extends EventTarget {
 
   /** @internal */
   onRequestFailed(code: ErrorCode, message: string): void {
+    if (code === "invalid_state" && this.media && !this.media.isAnswered) this.offerRefused = true;
     this.dispatchEvent(new CustomEvent("requestFailed", { detail: { code, message } }));
   }
 
