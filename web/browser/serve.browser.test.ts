@@ -157,3 +157,85 @@ test("echo call from Chromium through ringwire serve: audio comes back, join tim
   );
   await page.close();
 });
+
+test("1:1 call between two Chromium pages through ringwire serve: audio both ways, camera video, mute and hold seen by the other", { skip: !RINGWIRE && "RINGWIRE_BIN is not set" }, async () => {
+  const alice = await browser!.newPage();
+  const bob = await browser!.newPage();
+  await alice.goto(pageUrl);
+  await bob.goto(pageUrl);
+  type Stats = { audioIn: number; videoFrames: number; videoCodec: string };
+  // Bob: accept whatever rings, keep the call on window for later evaluation.
+  await bob.evaluate(
+    async ({ url, token }) => {
+      const sdk = await import("/sdk/ringwire.js" as string);
+      const agent = await new sdk.CallClient({ url }).createCallAgent(token);
+      const w = window as unknown as Record<string, unknown>;
+      agent.addEventListener("incomingCall", (e: CustomEvent) => {
+        w.call = e.detail.incomingCall.accept();
+      });
+      w.agent = agent;
+    },
+    { url: signalingUrl, token: ringwire(["token", "--user", "bob"]) },
+  );
+  await alice.evaluate(
+    async ({ url, token }) => {
+      const sdk = await import("/sdk/ringwire.js" as string);
+      const agent = await new sdk.CallClient({ url }).createCallAgent(token);
+      const w = window as unknown as Record<string, unknown>;
+      w.agent = agent;
+      w.call = agent.startCall(["8:bob"], { video: new sdk.LocalVideoStream() });
+    },
+    { url: signalingUrl, token: ringwire(["token", "--user", "alice"]) },
+  );
+  /** Polls (bounded) until `check` holds in the page; returns the page's stats. */
+  const waitFor = (page: typeof alice, check: string) =>
+    page.evaluate(async (check) => {
+      const w = window as unknown as { call?: { state: string; getStats(): Promise<RTCStatsReport | undefined>; remoteParticipants: Array<{ state: string; isMuted: boolean; videoStreams: Array<{ mediaStream?: MediaStream }> }> } };
+      const stats = async (): Promise<Stats> => {
+        const out: Stats = { audioIn: 0, videoFrames: 0, videoCodec: "" };
+        const report = await w.call?.getStats();
+        const codecs = new Map<string, string>();
+        report?.forEach((s: { type: string; id: string; mimeType?: string }) => {
+          if (s.type === "codec") codecs.set(s.id, s.mimeType ?? "");
+        });
+        report?.forEach((s: { type: string; kind?: string; packetsReceived?: number; framesDecoded?: number; codecId?: string }) => {
+          if (s.type !== "inbound-rtp") return;
+          if (s.kind === "audio") out.audioIn = s.packetsReceived ?? 0;
+          if (s.kind === "video") {
+            out.videoFrames += s.framesDecoded ?? 0;
+            if (s.framesDecoded) out.videoCodec = codecs.get(s.codecId ?? "") ?? "";
+          }
+        });
+        return out;
+      };
+      for (let i = 0; i < 300; i++) {
+        const s = await stats();
+        const call = w.call;
+        if (call && new Function("call", "s", `return ${check}`)(call, s)) return { ok: true, ...s };
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      return { ok: false, state: w.call?.state, participants: JSON.stringify(w.call?.remoteParticipants.map((p) => [p.state, p.isMuted])), ...(await stats()) };
+    }, check);
+
+  const bobSees = await waitFor(bob, `call.state === "connected" && s.audioIn > 0 && s.videoFrames > 0 && !!call.remoteParticipants[0]?.videoStreams[0]?.mediaStream`);
+  assert.ok(bobSees.ok, `bob: ${JSON.stringify(bobSees)}`);
+  assert.equal(bobSees.videoCodec, "video/H264", "the server pins H.264");
+  const aliceHears = await waitFor(alice, `call.state === "connected" && s.audioIn > 0`);
+  assert.ok(aliceHears.ok, `alice: ${JSON.stringify(aliceHears)}`);
+
+  await alice.evaluate(async () => {
+    const w = window as unknown as { call: { mute(): Promise<void>; hold(): Promise<void> } };
+    await w.call.mute();
+    await w.call.hold();
+  });
+  const bobSeesHold = await waitFor(bob, `call.state === "remote_hold" && call.remoteParticipants[0]?.isMuted && call.remoteParticipants[0]?.state === "hold"`);
+  assert.ok(bobSeesHold.ok, `bob: ${JSON.stringify(bobSeesHold)}`);
+
+  await bob.evaluate(() => (window as unknown as { call: { hangUp(): Promise<void> } }).call.hangUp());
+  const aliceEnded = await waitFor(alice, `call.state === "disconnected"`);
+  assert.ok(aliceEnded.ok, `alice: ${JSON.stringify(aliceEnded)}`);
+  await alice.evaluate(() => (window as unknown as { agent: { dispose(): void } }).agent.dispose());
+  await bob.evaluate(() => (window as unknown as { agent: { dispose(): void } }).agent.dispose());
+  await alice.close();
+  await bob.close();
+});
