@@ -1094,11 +1094,18 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
             return;
         };
         room.speakers.handle_timeout(now);
+        let mut speakers_changed = false;
         while let Some(SpeakerEvent::Changed(speakers)) = room.speakers.poll_event() {
+            // Dominant speakers' cameras go first when there are more than slots.
+            room.router.set_dominant_speakers(speakers.clone(), now);
+            speakers_changed = true;
             self.events.push_back(ServerEvent::DominantSpeakers {
                 call: call.clone(),
                 speakers,
             });
+        }
+        if speakers_changed {
+            self.route_video(call);
         }
         // Run every tick that is due, each at its own due time, so a late wake-up
         // (a loaded CPU) still gives one 20 ms frame per 20 ms of stream time instead

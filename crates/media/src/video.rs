@@ -535,6 +535,18 @@ impl VideoFrame {
     }
 }
 
+/// An empty 0x0 frame: a buffer for a source or decoder to fill (they resize it).
+impl Default for VideoFrame {
+    fn default() -> Self {
+        Self {
+            width: 0,
+            height: 0,
+            data: Vec::new(),
+            timestamp: Duration::ZERO,
+        }
+    }
+}
+
 impl std::fmt::Debug for VideoFrame {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("VideoFrame")
