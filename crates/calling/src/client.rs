@@ -11,7 +11,9 @@ use ringwire_signaling::{
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::driver::{Command, Driver};
+use ringwire_media::video::VideoSource;
+
+use crate::driver::{Command, Driver, VideoCommand};
 use crate::error::Error;
 use crate::media::{AudioHandle, AudioOptions, AudioTask, ServerHost};
 use crate::transport::{AnyConnector, Connector, Endpoint};
@@ -279,22 +281,90 @@ impl SignalingClient {
             .await
     }
 
-    /// Starts sending video of `kind`.
+    /// Starts sending video of `kind` (a camera or a screen share) from `source` in
+    /// a call whose media runs with [`AudioOptions::video`](crate::AudioOptions::video).
+    /// The others see the stream (with the source's size) in the roster, and receive
+    /// it as the media plane routes it. One stream at a time: stop a camera before
+    /// sharing the screen.
     ///
     /// # Errors
-    /// [`Error::Session`] as [`ClientSession::start_video`]; [`Error::Closed`].
-    pub async fn start_video(&self, call_id: &CallId, kind: VideoKind) -> Result<(), Error> {
-        self.call_command(call_id, move |s, id, now| s.start_video(id, kind, now))
-            .await
+    /// [`Error::NoVideo`] when the call's media does not run or has no video send
+    /// section; [`Error::Session`] as [`ClientSession::start_video`] (for example
+    /// `VideoBusy` when the other kind is on); [`Error::Closed`].
+    pub async fn start_video(
+        &self,
+        call_id: &CallId,
+        kind: VideoKind,
+        source: impl VideoSource + 'static,
+    ) -> Result<(), Error> {
+        self.video_command(
+            call_id,
+            VideoCommand::Start {
+                kind,
+                source: Box::new(source),
+            },
+        )
+        .await
     }
 
-    /// Stops sending video of `kind`.
+    /// Replaces the source of the video being sent, without renegotiation: the next
+    /// frame is a key frame, and a new size is announced to the others.
     ///
     /// # Errors
-    /// [`Error::Session`] as [`ClientSession::stop_video`]; [`Error::Closed`].
-    pub async fn stop_video(&self, call_id: &CallId, kind: VideoKind) -> Result<(), Error> {
-        self.call_command(call_id, move |s, id, now| s.stop_video(id, kind, now))
+    /// [`Error::NoVideo`] as [`SignalingClient::start_video`], or when no video is
+    /// being sent; [`Error::Session`]; [`Error::Closed`].
+    pub async fn switch_video_source(
+        &self,
+        call_id: &CallId,
+        source: impl VideoSource + 'static,
+    ) -> Result<(), Error> {
+        self.video_command(
+            call_id,
+            VideoCommand::Switch {
+                source: Box::new(source),
+            },
+        )
+        .await
+    }
+
+    /// Stops sending video (camera or screen share, whichever is on). Stopping when
+    /// nothing is sent does nothing.
+    ///
+    /// # Errors
+    /// [`Error::NoVideo`] as [`SignalingClient::start_video`]; [`Error::Session`];
+    /// [`Error::Closed`].
+    pub async fn stop_video(&self, call_id: &CallId) -> Result<(), Error> {
+        self.video_command(call_id, VideoCommand::Stop).await
+    }
+
+    /// Asks for at most `max_videos` remote camera videos (`None`: the server's limit)
+    /// with `pinned`'s camera first (`None`: dominant speakers first).
+    ///
+    /// # Errors
+    /// [`Error::Session`] as [`ClientSession::set_video_preferences`]; [`Error::Closed`].
+    pub async fn set_video_preferences(
+        &self,
+        call_id: &CallId,
+        max_videos: Option<u8>,
+        pinned: Option<Identifier>,
+    ) -> Result<(), Error> {
+        self.call_command(call_id, move |s, id, now| {
+            s.set_video_preferences(id, max_videos, pinned, now)
+        })
+        .await
+    }
+
+    async fn video_command(&self, call_id: &CallId, command: VideoCommand) -> Result<(), Error> {
+        let (reply, result) = oneshot::channel();
+        self.commands
+            .send(Command::Video {
+                call_id: call_id.clone(),
+                command,
+                reply,
+            })
             .await
+            .map_err(|_| Error::Closed)?;
+        result.await.map_err(|_| Error::Closed)?
     }
 
     /// Invites `target` into a call (a 1:1 call becomes a group call).

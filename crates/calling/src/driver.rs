@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
+use ringwire_media::video::VideoSource;
 use ringwire_signaling::{
     CallId, CallState, ClientSession, ConnectionState, EndReason, ErrorCode, Event, MediaPayload,
-    MediaPayloadKind, ServerMessage,
+    MediaPayloadKind, ServerMessage, VideoKind, VideoSize,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -22,6 +23,7 @@ use crate::client::ConnectOptions;
 use crate::error::Error;
 use crate::media::AudioLink;
 use crate::transport::{Connector, Transport};
+use crate::video::VideoInput;
 
 /// Inputs handled in a row before the driver yields to other tasks.
 const BUDGET: u32 = 64;
@@ -44,6 +46,26 @@ pub(crate) enum Command {
         link: AudioLink,
         reply: oneshot::Sender<Result<(), Error>>,
     },
+    /// Start, switch or stop a call's outgoing video.
+    Video {
+        call_id: CallId,
+        command: VideoCommand,
+        reply: oneshot::Sender<Result<(), Error>>,
+    },
+}
+
+/// A change of a call's outgoing video: the signaling side and the media task's side
+/// are done together, so the roster and the stream never disagree for long.
+pub(crate) enum VideoCommand {
+    /// Start sending `kind` from `source`.
+    Start {
+        kind: VideoKind,
+        source: Box<dyn VideoSource>,
+    },
+    /// Send from `source` instead.
+    Switch { source: Box<dyn VideoSource> },
+    /// Stop sending.
+    Stop,
 }
 
 /// The session's clock: tokio's, so paused-time tests control it.
@@ -205,6 +227,9 @@ impl<C: Connector> Driver<C> {
                     Some(Command::StartAudio { call_id, offer, link, reply }) => {
                         let _ = reply.send(self.start_audio(call_id, offer, link));
                     }
+                    Some(Command::Video { call_id, command, reply }) => {
+                        let _ = reply.send(self.video(&call_id, command));
+                    }
                     Some(Command::DropTransport { hold_off }) => {
                         drop(transport);
                         return Outcome::Dropped { hold_off };
@@ -274,6 +299,10 @@ impl<C: Connector> Driver<C> {
                     }
                     Some(Command::StartAudio { call_id, offer, link, reply }) => {
                         let _ = reply.send(self.start_audio(call_id, offer, link));
+                        self.drain();
+                    }
+                    Some(Command::Video { call_id, command, reply }) => {
+                        let _ = reply.send(self.video(&call_id, command));
                         self.drain();
                     }
                     Some(Command::DropTransport { .. }) => {}
@@ -347,6 +376,54 @@ impl<C: Connector> Driver<C> {
         Ok(())
     }
 
+    /// Changes a call's outgoing video: the session announces it, the media task
+    /// sends it.
+    fn video(&mut self, call_id: &CallId, command: VideoCommand) -> Result<(), Error> {
+        let no_video = |reason| Error::NoVideo {
+            call_id: call_id.clone(),
+            reason,
+        };
+        let link = self
+            .audio
+            .get(call_id)
+            .filter(|l| l.is_alive())
+            .ok_or_else(|| no_video("the call's media is not running"))?;
+        if !link.publishes_video() {
+            return Err(no_video(
+                "the call's media was started without a video send section",
+            ));
+        }
+        let size = |source: &dyn VideoSource| {
+            let format = source.format();
+            Some(VideoSize::new(format.width, format.height))
+        };
+        let on = self
+            .session
+            .call(call_id)
+            .and_then(|c| c.video().first())
+            .map(|s| s.kind);
+        match command {
+            VideoCommand::Start { kind, source } => {
+                self.session
+                    .start_video(call_id, kind, size(&*source), now())?;
+                link.video(VideoInput::Source(Some(source)));
+            }
+            VideoCommand::Switch { source } => {
+                let kind = on.ok_or_else(|| no_video("no video is being sent"))?;
+                self.session
+                    .start_video(call_id, kind, size(&*source), now())?;
+                link.video(VideoInput::Source(Some(source)));
+            }
+            VideoCommand::Stop => {
+                if let Some(kind) = on {
+                    self.session.stop_video(call_id, kind, now())?;
+                }
+                link.video(VideoInput::Source(None));
+            }
+        }
+        Ok(())
+    }
+
     /// Tells every audio task what its call lets through now; forgets those that are
     /// done.
     fn follow_audio(&mut self) {
@@ -387,6 +464,11 @@ impl<C: Connector> Driver<C> {
                 } => {
                     if let Some(link) = self.audio.get_mut(call_id) {
                         link.refused(message);
+                    }
+                }
+                Event::VideoSlotsChanged { call_id, slots } => {
+                    if let Some(link) = self.audio.get(call_id) {
+                        link.video(VideoInput::Slots(slots.clone()));
                     }
                 }
                 Event::MediaReceived { call_id, payload } => match self.audio.get_mut(call_id) {

@@ -54,6 +54,16 @@ pub enum Error {
     /// The call's audio has stopped.
     #[error("the call's audio ended: {0}")]
     AudioEnded(AudioEnd),
+    /// Video needs the call's media running with a video send section
+    /// ([`AudioOptions::video`](crate::AudioOptions::video)), and switching needs video
+    /// being sent.
+    #[error("no video for call {call_id}: {reason}")]
+    NoVideo {
+        /// The call.
+        call_id: CallId,
+        /// What is missing.
+        reason: &'static str,
+    },
 }
 
 /// What went wrong in a signaling transport.

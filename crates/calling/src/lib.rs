@@ -101,8 +101,10 @@ mod error;
 pub mod loadtest;
 mod media;
 pub mod transport;
+mod video;
 
 pub use client::{ConnectOptions, EventStream, SignalingClient};
 pub use error::{Error, TransportError};
 pub use media::{AudioEnd, AudioHandle, AudioOptions, AudioState};
 pub use transport::{Connector, Endpoint, Transport, Trust};
+pub use video::{RemoteVideo, VideoOptions, VideoRenderer, VideoStats};

@@ -24,7 +24,9 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use ringwire_media::audio_io::{AudioSink, AudioSource, SourceState};
-use ringwire_media::client::{CallMedia, CallMediaConfig, CallMediaEvent, CallMediaStats};
+use ringwire_media::client::{
+    CallMedia, CallMediaConfig, CallMediaEvent, CallMediaStats, VideoConfig,
+};
 use ringwire_media::codec::FRAME_DURATION;
 use ringwire_media::rtc::MAX_DATAGRAM;
 use ringwire_signaling::{Call, CallId, CallState};
@@ -35,6 +37,7 @@ use tokio::time::Instant;
 
 use crate::driver::now;
 use crate::error::Error;
+use crate::video::{CallVideo, VideoInput, VideoOptions, VideoStats};
 
 /// How far capture may fall behind its 20 ms ticks before the lost time is skipped
 /// rather than caught up in a burst of frames.
@@ -52,8 +55,13 @@ pub struct AudioOptions {
     /// `127.0.0.1` when the signaling server is on loopback, otherwise the address
     /// the OS routes toward the signaling server's host.
     pub local_ip: Option<IpAddr>,
-    /// The encoder, jitter buffer and voice-activity settings.
+    /// The encoder, jitter buffer and voice-activity settings (its `video` is set
+    /// from [`AudioOptions::video`]).
     pub media: CallMediaConfig,
+    /// Video: `None` for an audio-only call. Set, the offer has a video send section
+    /// (for [`SignalingClient::start_video`](crate::SignalingClient::start_video)) and
+    /// receive slots for remote streams.
+    pub video: Option<VideoOptions>,
 }
 
 /// Where a call's audio is.
@@ -98,6 +106,7 @@ pub struct AudioHandle {
     local: SocketAddr,
     state: watch::Receiver<AudioState>,
     stats: watch::Receiver<CallMediaStats>,
+    video_stats: watch::Receiver<VideoStats>,
     /// Dropped (by [`AudioHandle::stop`] or with the handle) to stop the task.
     stop: oneshot::Sender<()>,
     task: JoinHandle<()>,
@@ -114,6 +123,8 @@ pub(crate) enum AudioInput {
     Flow(Flow),
     /// The call is over.
     CallEnded,
+    /// The video source or the receive slots changed.
+    Video(VideoInput),
 }
 
 /// What a call lets through: nothing on hold, nothing out while muted.
@@ -131,6 +142,8 @@ pub(crate) struct AudioLink {
     flow: Option<Flow>,
     /// Whether the offer still waits for its answer.
     awaiting_answer: bool,
+    /// Whether the offer has a video send section.
+    publishes_video: bool,
 }
 
 /// The task that owns one call's [`CallMedia`].
@@ -146,6 +159,10 @@ pub(crate) struct AudioTask {
     stop: oneshot::Receiver<()>,
     state: watch::Sender<AudioState>,
     stats: watch::Sender<CallMediaStats>,
+    video: Option<CallVideo>,
+    video_stats: watch::Sender<VideoStats>,
+    /// What the call lets through (hold stops video both ways).
+    flow: Flow,
     /// What the source said last, to log a change once rather than every frame.
     source_health: SourceHealth,
     /// Whether the sink failed last time, likewise.
@@ -176,7 +193,15 @@ impl AudioOptions {
             sink: Box::new(sink),
             local_ip: None,
             media: CallMediaConfig::default(),
+            video: None,
         }
+    }
+
+    /// These options with video.
+    #[must_use]
+    pub fn with_video(mut self, video: VideoOptions) -> Self {
+        self.video = Some(video);
+        self
     }
 }
 
@@ -185,6 +210,7 @@ impl fmt::Debug for AudioOptions {
         f.debug_struct("AudioOptions")
             .field("local_ip", &self.local_ip)
             .field("media", &self.media)
+            .field("video", &self.video)
             .finish_non_exhaustive()
     }
 }
@@ -225,6 +251,17 @@ impl AudioHandle {
     /// The engine's counters, as of the last 20 ms tick (final once ended).
     pub fn stats(&self) -> CallMediaStats {
         *self.stats.borrow()
+    }
+
+    /// The video counters, as of the last 20 ms tick (final once ended); all zero for
+    /// an audio-only call.
+    pub fn video_stats(&self) -> VideoStats {
+        *self.video_stats.borrow()
+    }
+
+    /// A receiver that sees the video counters change.
+    pub fn watch_video_stats(&self) -> watch::Receiver<VideoStats> {
+        self.video_stats.clone()
     }
 
     /// Waits until audio flows with the media plane.
@@ -330,6 +367,16 @@ impl AudioLink {
     pub(crate) fn is_alive(&self) -> bool {
         !self.inputs.is_closed()
     }
+
+    /// Whether the task can send video (its offer has a send section).
+    pub(crate) fn publishes_video(&self) -> bool {
+        self.publishes_video
+    }
+
+    /// Hands the task a video input.
+    pub(crate) fn video(&self, input: VideoInput) {
+        let _ = self.inputs.send(AudioInput::Video(input));
+    }
 }
 
 impl AudioTask {
@@ -349,11 +396,21 @@ impl AudioTask {
             .await
             .map_err(Error::AudioSocket)?;
         let local = socket.local_addr().map_err(Error::AudioSocket)?;
-        let (media, offer) = CallMedia::new(local, options.media, now())?;
+        let mut config = options.media;
+        config.video = options.video.as_ref().map(|v| {
+            let mut video = VideoConfig::default();
+            video.publish = v.publish;
+            video.slots = v.slots;
+            video
+        });
+        let publishes_video = options.video.as_ref().is_some_and(|v| v.publish);
+        let (media, offer) = CallMedia::new(local, config, now())?;
+        let video = options.video.map(|v| CallVideo::new(v, &media));
         let (inputs_tx, inputs) = mpsc::unbounded_channel();
         let (stop_tx, stop) = oneshot::channel();
         let (state_tx, state) = watch::channel(AudioState::Connecting);
         let (stats_tx, stats) = watch::channel(media.stats());
+        let (video_stats_tx, video_stats) = watch::channel(VideoStats::default());
         let task = AudioTask {
             call_id: call_id.clone(),
             media,
@@ -366,6 +423,12 @@ impl AudioTask {
             stop,
             state: state_tx,
             stats: stats_tx,
+            video,
+            video_stats: video_stats_tx,
+            flow: Flow {
+                sending: true,
+                receiving: true,
+            },
             source_health: SourceHealth::Active,
             sink_failed: false,
         };
@@ -373,12 +436,14 @@ impl AudioTask {
             inputs: inputs_tx,
             flow: None,
             awaiting_answer: true,
+            publishes_video,
         };
         let parts = HandleParts {
             call_id: call_id.clone(),
             local,
             state,
             stats,
+            video_stats,
             stop: stop_tx,
         };
         Ok((task, link, parts, offer))
@@ -392,6 +457,10 @@ impl AudioTask {
         if let Err(error) = self.sink.finish() {
             tracing::debug!(%error, sink = self.sink.name(), "audio sink did not finish cleanly");
         }
+        if let Some(video) = &mut self.video {
+            video.finish();
+            self.video_stats.send_replace(video.stats());
+        }
         self.stats.send_replace(self.media.stats());
         self.state.send_replace(AudioState::Ended(end));
     }
@@ -404,11 +473,14 @@ impl AudioTask {
             if let Some(end) = self.drain().await {
                 return end;
             }
-            let deadline = self
+            let mut deadline = self
                 .media
                 .poll_timeout()
                 .map(Instant::from_std)
                 .map_or(next_capture, |t| t.min(next_capture));
+            if let Some(video) = self.video.as_ref().and_then(CallVideo::next_capture) {
+                deadline = deadline.min(video);
+            }
             tokio::select! {
                 _ = &mut self.stop => return AudioEnd::Stopped,
                 input = self.inputs.recv() => match input {
@@ -419,8 +491,16 @@ impl AudioTask {
                     }
                     Some(AudioInput::Flow(flow)) => {
                         tracing::debug!(call_id = %self.call_id, ?flow, "audio flow");
+                        self.flow = flow;
                         self.media.set_sending(flow.sending);
                         self.media.set_receiving(flow.receiving);
+                        self.follow_video();
+                    }
+                    Some(AudioInput::Video(input)) => {
+                        if let Some(video) = &mut self.video {
+                            video.handle_input(input, &mut self.media);
+                            self.follow_video();
+                        }
                     }
                     Some(AudioInput::Refused(reason)) => {
                         return AudioEnd::NegotiationFailed { reason };
@@ -441,6 +521,9 @@ impl AudioTask {
                 },
                 () = tokio::time::sleep_until(deadline) => {
                     let at = Instant::now();
+                    if let Some(video) = &mut self.video {
+                        video.capture(at, &mut self.media);
+                    }
                     if at >= next_capture {
                         self.capture(&mut pcm);
                         next_capture += FRAME_DURATION;
@@ -477,6 +560,18 @@ impl AudioTask {
             tracing::debug!(%error, "frame not sent");
         }
         self.stats.send_replace(self.media.stats());
+        if let Some(video) = &self.video {
+            self.video_stats.send_replace(video.stats());
+        }
+    }
+
+    /// Video is sent while a source is set and the call is not on hold.
+    fn follow_video(&mut self) {
+        let sending = self
+            .video
+            .as_ref()
+            .is_some_and(|v| v.has_source() && self.flow.receiving);
+        self.media.set_video_sending(sending);
     }
 
     /// Drain rule: datagrams out, events handled, due frames played. `Some` when the
@@ -501,7 +596,17 @@ impl AudioTask {
                 CallMediaEvent::Disconnected { reason } => {
                     end = Some(AudioEnd::MediaLost { reason });
                 }
-                _ => {}
+                event => {
+                    if !self.video.as_mut().is_some_and(|v| v.handle_event(&event)) {
+                        tracing::trace!(?event, "media event");
+                    }
+                }
+            }
+        }
+        while let Some(received) = self.media.poll_video() {
+            match &mut self.video {
+                Some(video) => video.receive(received, &mut self.media),
+                None => tracing::trace!("video without video options, dropped"),
             }
         }
         let at = now();
@@ -527,6 +632,7 @@ pub(crate) struct HandleParts {
     local: SocketAddr,
     state: watch::Receiver<AudioState>,
     stats: watch::Receiver<CallMediaStats>,
+    video_stats: watch::Receiver<VideoStats>,
     stop: oneshot::Sender<()>,
 }
 
@@ -537,6 +643,7 @@ impl HandleParts {
             local: self.local,
             state: self.state,
             stats: self.stats,
+            video_stats: self.video_stats,
             stop: self.stop,
             task,
         }
@@ -689,6 +796,7 @@ mod tests {
             inputs,
             flow: None,
             awaiting_answer: true,
+            publishes_video: false,
         };
         let mut step = |session: &mut ClientSession, message: Option<ServerMessage>| {
             if let Some(message) = message {
@@ -700,7 +808,7 @@ mod tests {
                 seen.push(match input {
                     AudioInput::Flow(f) => Some((f.sending, f.receiving)),
                     AudioInput::CallEnded => None,
-                    AudioInput::Answer(_) | AudioInput::Refused(_) => {
+                    AudioInput::Answer(_) | AudioInput::Refused(_) | AudioInput::Video(_) => {
                         unreachable!("nobody answered")
                     }
                 });
@@ -867,6 +975,7 @@ mod tests {
             inputs,
             flow: None,
             awaiting_answer: true,
+            publishes_video: false,
         };
         assert!(link.is_alive());
         drop(told);
