@@ -26,6 +26,7 @@ const STEPS: &[Step] = &[
     }),
     ("test", test),
     ("doc-test", || cargo(&["test", "--workspace", "--doc"])),
+    ("web", web),
     // Each `[[bench]]` once in test mode: builds only the bench targets and what they
     // use (not every crate's libtest harness in the bench profile) and proves they run.
     ("bench-smoke", || bench::run(&bench::BenchArgs::smoke())),
@@ -56,6 +57,26 @@ pub(crate) fn run() -> Result<()> {
         secs(started.elapsed())
     );
     Ok(())
+}
+
+/// The browser SDK: build, unit and protocol-vector tests under node, then the
+/// Chromium tests against the `ringwire` binary the test step built (in their own
+/// network namespace, so all traffic stays on loopback; needs root for `unshare`).
+fn web() -> Result<()> {
+    let web = cmd::root().join("web");
+    let npm = |args: &[&str]| {
+        let mut command = cmd::command("npm", args);
+        command.current_dir(&web);
+        command
+    };
+    cmd::run(&mut npm(&["run", "ci"]))?;
+    let binary = cmd::target_dir().join("debug").join("ringwire");
+    if !binary.exists() {
+        cmd::run(&mut cmd::cargo(["build", "-p", "ringwire"]))?;
+    }
+    let mut browser = npm(&["run", "test:browser"]);
+    browser.env("RINGWIRE_BIN", &binary);
+    cmd::run(&mut browser)
 }
 
 /// Tests with cargo-nextest when it is installed, else `cargo test`. Doc tests run in

@@ -48,8 +48,9 @@ const DEVICE_PACKAGES: &[&str] = &[
 
 /// Debian packages of the peers the end-to-end tests talk to: SIPp (`sip-tester`) as
 /// a SIP trunk for the PSTN gateway's tests, baresip as a SIP phone, sox to make G.711
-/// test audio (shared/notes/sip-peers.md). The browser comes with the browser SDK.
-const TEST_PEER_PACKAGES: &[&str] = &["sip-tester", "baresip-core", "sox"];
+/// test audio (shared/notes/sip-peers.md); Chromium for the browser SDK's tests
+/// (driven by playwright-core, which downloads no browser) and node to build the SDK.
+const TEST_PEER_PACKAGES: &[&str] = &["sip-tester", "baresip-core", "sox", "chromium", "nodejs"];
 
 /// dav1d-sys needs libdav1d >= 1.3 (found through pkg-config).
 const DAV1D_MIN_VERSION: &str = "1.3";
@@ -178,6 +179,10 @@ pub(crate) fn run() -> Result<()> {
 
     let wanted = wanted_packages();
     let mut missing = missing_packages(&wanted, dpkg_status);
+    // NodeSource's nodejs carries npm; Debian's needs its own package.
+    if !cmd::succeeds(&mut cmd::command("npm", ["--version"])) {
+        missing.push("npm".to_owned());
+    }
     if missing.is_empty() {
         println!("setup: system packages present: {}", wanted.join(" "));
     } else {
@@ -240,7 +245,30 @@ pub(crate) fn run() -> Result<()> {
         }
     }
 
-    ensure_cargo_fuzz()
+    ensure_cargo_fuzz()?;
+    ensure_web_packages()
+}
+
+/// Installs the browser SDK's node packages (web/package-lock.json) once; `npm ci`
+/// again only when the lock file is newer than what was installed.
+fn ensure_web_packages() -> Result<()> {
+    let web = cmd::root().join("web");
+    let lock = web.join("package-lock.json");
+    let installed = web.join("node_modules").join(".package-lock.json");
+    let modified = |path: &Path| fs::metadata(path).and_then(|m| m.modified()).ok();
+    if !lock.exists() {
+        return Ok(());
+    }
+    if let (Some(lock), Some(installed)) = (modified(&lock), modified(&installed))
+        && installed >= lock
+    {
+        println!("setup: web node packages present");
+        return Ok(());
+    }
+    println!("setup: installing the web SDK's node packages (npm ci)");
+    let mut npm = cmd::command("npm", ["ci", "--no-audit", "--no-fund"]);
+    npm.current_dir(&web);
+    cmd::run(&mut npm)
 }
 
 /// Installs cargo-fuzz when a nightly toolchain is there to use it.
