@@ -14,6 +14,12 @@
 //! - what the phone hears: the media worker hands the room's packets for the phone
 //!   to the leg's input (see [`crate::media`]).
 //!
+//! Early media (183 with SDP) plays to the caller: the controller only puts a phone
+//! into the media room once it answers, so on the leg's first `EarlyMedia` the
+//! gateway has the hub join it early, and takes it out again if the leg ends
+//! without an answer (the controller's own `Leave` covers answered legs; both are
+//! idempotent in the media plane).
+//!
 //! The controller's `HangUp` becomes CANCEL before an answer and BYE after. A leg
 //! the far end ended is reported once; a report from a leg the gateway already let
 //! go (the caller hung up first, or a newer leg for the same number in the same
@@ -29,8 +35,8 @@ use ringwire_media::codec::OpusConfig;
 use ringwire_pstn::config::{DialRefusal, PortRange, PstnConfig};
 use ringwire_pstn::media::PhoneMediaConfig;
 use ringwire_pstn::sip::{DialRequest, LegInput, LegOutput, SipEndpoint};
-use ringwire_signaling::controller::GatewayEvent;
-use ringwire_signaling::{CallId, EndReason, Identifier, PhoneNumber};
+use ringwire_signaling::controller::{GatewayEvent, MediaCommand};
+use ringwire_signaling::{CallId, ClientKind, EndReason, Identifier, PhoneNumber};
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
@@ -70,6 +76,17 @@ struct Pstn {
 struct Leg {
     id: LegId,
     input: mpsc::Sender<LegInput>,
+    /// Put into the media room for early media, before the controller did.
+    early_media: bool,
+}
+
+/// What the hub does with a leg's report.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Verdict {
+    /// The report is about the current leg: hand it to the controller.
+    pub(crate) current: bool,
+    /// A media command to queue as well (early media starting or over).
+    pub(crate) media: Option<MediaCommand>,
 }
 
 /// Hands out RTP sockets in the configured range, round robin over even ports
@@ -157,39 +174,69 @@ impl Gateway {
     }
 
     /// The controller dropped a phone leg: CANCEL or BYE it. Not ours (the echo
-    /// service, a leg already over): nothing to do.
-    pub(crate) fn hang_up(&mut self, call_id: &CallId, target: &Identifier) {
-        let Some(pstn) = self.pstn.as_mut() else {
-            return;
-        };
-        if let Some(leg) = pstn.legs.remove(&(call_id.clone(), target.clone())) {
-            tracing::debug!(%call_id, %target, "hanging up phone leg");
-            // A full queue means the leg is far behind; dropping the sender ends it
-            // too (the leg treats a closed input as a hang-up).
-            let _ = leg.input.try_send(LegInput::HangUp);
-        }
+    /// service, a leg already over): nothing to do. Returns a media command to queue
+    /// when the leg was in the room for early media.
+    pub(crate) fn hang_up(
+        &mut self,
+        call_id: &CallId,
+        target: &Identifier,
+    ) -> Option<MediaCommand> {
+        let pstn = self.pstn.as_mut()?;
+        let leg = pstn.legs.remove(&(call_id.clone(), target.clone()))?;
+        tracing::debug!(%call_id, %target, "hanging up phone leg");
+        // A full queue means the leg is far behind; dropping the sender ends it too
+        // (the leg treats a closed input as a hang-up).
+        let _ = leg.input.try_send(LegInput::HangUp);
+        leg.early_media.then(|| leave(call_id, target))
     }
 
-    /// Whether a leg's report is about the current leg for its target; an `Ended`
-    /// lets the leg go.
+    /// What to do with a leg's report: only the current leg for its target counts;
+    /// an `Ended` lets the leg go.
     pub(crate) fn accept_report(
         &mut self,
         call_id: &CallId,
         target: &Identifier,
         leg: LegId,
         event: &GatewayEvent,
-    ) -> bool {
+    ) -> Verdict {
+        let stale = Verdict {
+            current: false,
+            media: None,
+        };
         let Some(pstn) = self.pstn.as_mut() else {
-            return false;
+            return stale;
         };
         let key = (call_id.clone(), target.clone());
-        if pstn.legs.get(&key).is_none_or(|l| l.id != leg) {
-            return false;
+        let Some(current) = pstn.legs.get_mut(&key).filter(|l| l.id == leg) else {
+            return stale;
+        };
+        let media = match event {
+            GatewayEvent::EarlyMedia if !current.early_media => {
+                current.early_media = true;
+                Some(MediaCommand::Join {
+                    call_id: call_id.clone(),
+                    participant: target.clone(),
+                    client: ClientKind::Native,
+                })
+            }
+            GatewayEvent::Ended(_) => pstn
+                .legs
+                .remove(&key)
+                .filter(|l| l.early_media)
+                .map(|_| leave(call_id, target)),
+            _ => None,
+        };
+        Verdict {
+            current: true,
+            media,
         }
-        if matches!(event, GatewayEvent::Ended(_)) {
-            pstn.legs.remove(&key);
-        }
-        true
+    }
+}
+
+fn leave(call_id: &CallId, target: &Identifier) -> MediaCommand {
+    MediaCommand::Leave {
+        call_id: call_id.clone(),
+        participant: target.clone(),
     }
 }
 
@@ -266,8 +313,14 @@ impl Pstn {
             self.hub.clone(),
             self.media.clone(),
         ));
-        self.legs
-            .insert((call_id.clone(), target), Leg { id, input });
+        self.legs.insert(
+            (call_id.clone(), target),
+            Leg {
+                id,
+                input,
+                early_media: false,
+            },
+        );
         Ok(())
     }
 }

@@ -332,7 +332,11 @@ impl Hub {
                 leg,
                 event,
             } => {
-                if self.gateway.accept_report(&call_id, &target, leg, &event) {
+                let verdict = self.gateway.accept_report(&call_id, &target, leg, &event);
+                if let Some(command) = verdict.media {
+                    self.media.command(command);
+                }
+                if verdict.current {
                     self.controller
                         .handle_gateway_event(&call_id, &target, event, now);
                 } else {
@@ -413,7 +417,11 @@ impl Hub {
             }
             Command::Gateway(GatewayCommand::HangUp {
                 call_id, target, ..
-            }) => self.gateway.hang_up(&call_id, &target),
+            }) => {
+                if let Some(command) = self.gateway.hang_up(&call_id, &target) {
+                    self.media.command(command);
+                }
+            }
             Command::Media(command) => self.media.command(command),
         }
     }

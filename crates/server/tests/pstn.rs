@@ -8,6 +8,8 @@
 //! - sipp answers 486 / 603: the call ends at the client with that end reason.
 //! - sipp answers and then hangs up (BYE): the call ends at the client as "the other
 //!   participant hung up".
+//! - sipp sends early media (183 with SDP, then a 600 Hz tone as PCMU): the caller's
+//!   call shows EarlyMedia and the caller hears the tone; hanging up CANCELs.
 //! - sipp rings and never answers: the gateway gives up after the ring timeout with
 //!   CANCEL, and the client hears 408.
 //! - A destination country the trunk does not allow ends with 403 before any SIP.
@@ -23,10 +25,12 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 use ringwire_calling::{AudioOptions, ConnectOptions, Endpoint, EventStream, SignalingClient};
+use ringwire_media::analysis::tone;
 use ringwire_media::audio_io::{MemorySink, ToneSource};
 use ringwire_media::client::CallMediaConfig;
 use ringwire_media::codec::OpusConfig;
 use ringwire_pstn::config::{OutboundTrunk, PortRange, PstnConfig, SipTransport};
+use ringwire_pstn::g711::G711;
 use ringwire_server::{RunningServer, Server, ServerConfig};
 use ringwire_signaling::{
     CallId, CallState, EndReason, Event, Identifier, JoinOptions, Scope, Scopes, UserId,
@@ -95,6 +99,11 @@ fn have_sipp() -> bool {
     found
 }
 
+/// Samples at 48 kHz in `d`: a whole window must have played before it is judged.
+fn samples(d: Duration) -> u64 {
+    (d.as_secs_f64() * 48_000.0) as u64
+}
+
 fn free_port() -> u16 {
     StdUdp::bind("127.0.0.1:0")
         .unwrap()
@@ -114,7 +123,12 @@ enum Far {
     AnswerThenHangUp,
     /// Rings until CANCELled, then answers 487.
     RingForever,
+    /// 183 with SDP and a [`RINGBACK_HZ`] tone until CANCELled, then 487.
+    EarlyMediaUntilCancelled,
 }
+
+/// The tone sipp plays as early media.
+const RINGBACK_HZ: f64 = 600.0;
 
 /// A 200 OK with an SDP answer (PCMU) on sipp's media port.
 const OK_WITH_SDP: &str = r#"<send retrans="500"><![CDATA[
@@ -196,17 +210,59 @@ fn scenario(far: Far) -> Option<String> {
   ]]></send>
   <recv response="200" />"#
         ),
-        // The 487 answers the INVITE's transaction, so it carries the INVITE's Via
-        // (RFC 3261 §9.2), not the CANCEL's.
         Far::RingForever => format!(
-            r#"<recv request="INVITE">
+            r#"<recv request="INVITE">{REMEMBER_INVITE}</recv>
+  {RINGING}
+  {CANCELLED}"#
+        ),
+        Far::EarlyMediaUntilCancelled => format!(
+            r#"<recv request="INVITE">{REMEMBER_INVITE}</recv>
+  <send><![CDATA[
+
+      SIP/2.0 183 Session Progress
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0
+      a=rtpmap:0 PCMU/8000
+
+  ]]></send>
+  <nop><action><exec rtp_stream="ringback.ulaw,-1,0" /></action></nop>
+  {CANCELLED}"#
+        ),
+    };
+    Some(format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="ringwire far end">
+  {body}
+</scenario>"#
+    ))
+}
+
+/// Keeps what the 487 needs of the INVITE.
+const REMEMBER_INVITE: &str = r#"
     <action>
       <ereg regexp="[0-9]+" search_in="hdr" header="CSeq:" assign_to="cseq" />
       <ereg regexp=".*" search_in="hdr" header="Via:" assign_to="via" />
     </action>
-  </recv>
-  {RINGING}
-  <recv request="CANCEL" />
+  "#;
+
+/// Waits for our CANCEL, answers it and the INVITE (487), and takes the ACK. The 487
+/// answers the INVITE's transaction, so it carries the INVITE's Via (RFC 3261 §9.2),
+/// not the CANCEL's.
+const CANCELLED: &str = r#"<recv request="CANCEL" />
   <send><![CDATA[
 
       SIP/2.0 200 OK
@@ -229,17 +285,7 @@ fn scenario(far: Far) -> Option<String> {
       Content-Length: 0
 
   ]]></send>
-  <recv request="ACK" />"#
-        ),
-    };
-    Some(format!(
-        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
-<!DOCTYPE scenario SYSTEM "sipp.dtd">
-<scenario name="ringwire far end">
-  {body}
-</scenario>"#
-    ))
-}
+  <recv request="ACK" />"#;
 
 /// sipp as a UAS for one call, doing `far`.
 async fn sipp_uas(far: Far) -> Sipp {
@@ -254,6 +300,12 @@ async fn sipp_uas(far: Far) -> Sipp {
         }
         Some(xml) => {
             std::fs::write(dir.path().join("far.xml"), xml).unwrap();
+            // One second of the early-media tone, 8 kHz μ-law, for `rtp_stream`.
+            let mut pcm = vec![0i16; 8000];
+            tone(RINGBACK_HZ, 8000.0, 8000, 0, &mut pcm);
+            let mut ulaw = Vec::new();
+            G711::Pcmu.encode(&pcm, &mut ulaw);
+            std::fs::write(dir.path().join("ringback.ulaw"), ulaw).unwrap();
             cmd.args(["-sf", "far.xml"]);
         }
     }
@@ -397,10 +449,11 @@ async fn phone_call_through_sipp_echoes_the_callers_tone() {
         .expect("audio connects in time")
         .unwrap();
 
-    // Our tone comes back through the phone leg: wait for a second of it.
+    // Our tone comes back through the phone leg: wait until the last played second
+    // is dominated by it.
     let window = Duration::from_secs(1);
     let started = tokio::time::Instant::now();
-    while !tap.has_tone(TONE_HZ, window) {
+    while tap.written() < samples(window) || !tap.has_tone(TONE_HZ, window) {
         assert!(
             started.elapsed() < GUARD,
             "tone not heard back: {:.1} dB over {} samples; {:?}",
@@ -465,6 +518,61 @@ async fn the_phone_hanging_up_ends_the_call() {
     // Our 200 to its BYE ended sipp's scenario.
     let exit = sipp.exit().await;
     assert!(exit.success(), "sipp failed: {exit}");
+    handle.close().await;
+    server.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn early_media_plays_to_the_caller_before_the_answer() {
+    if !have_sipp() {
+        return;
+    }
+    let mut sipp = sipp_uas(Far::EarlyMediaUntilCancelled).await;
+    let (server, _dir) = server(sipp.addr).await;
+    let (handle, mut events) = client(&server).await;
+    let call = dial(&handle).await;
+    until_state(&mut events, &call, CallState::EarlyMedia).await;
+
+    let (sink, tap) = MemorySink::bounded(Duration::from_secs(2));
+    let mut options = AudioOptions::new(ToneSource::new(TONE_HZ, 0.25).unwrap(), sink);
+    options.media = CallMediaConfig::with_opus(OpusConfig {
+        dtx: false,
+        ..OpusConfig::default()
+    });
+    let audio = handle.start_audio(&call, options).await.unwrap();
+    tokio::time::timeout(GUARD, audio.wait_connected())
+        .await
+        .expect("audio connects in time")
+        .unwrap();
+    let window = Duration::from_secs(1);
+    let started = tokio::time::Instant::now();
+    while tap.written() < samples(window) || !tap.has_tone(RINGBACK_HZ, window) {
+        assert!(
+            started.elapsed() < GUARD,
+            "early media not heard: {:.1} dB over {} samples; {:?}",
+            tap.tone_snr(RINGBACK_HZ, window),
+            tap.written(),
+            audio.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "early media through G.711: {:.1} dB SNR",
+        tap.tone_snr(RINGBACK_HZ, window)
+    );
+    assert_eq!(
+        handle.call(&call).await.unwrap().unwrap().state(),
+        CallState::EarlyMedia,
+        "still not answered"
+    );
+
+    handle.hang_up(&call, false).await.unwrap();
+    until_state(&mut events, &call, CallState::Disconnected).await;
+    // sipp saw our CANCEL, answered 487 and got its ACK.
+    let exit = sipp.exit().await;
+    assert!(exit.success(), "sipp failed: {exit}");
+    let stats = server.media_stats().await.unwrap();
+    assert_eq!(stats.rooms, 0, "the call's room is gone: {stats:?}");
     handle.close().await;
     server.shut_down().await;
 }
