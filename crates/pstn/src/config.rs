@@ -131,6 +131,12 @@ pub struct PstnConfig {
     /// A leg that receives no RTP this long is hung up (410 media failure).
     #[serde(with = "humantime_serde", default = "default_media_timeout")]
     pub media_timeout: Duration,
+    /// Most phone calls one identity may have at once.
+    #[serde(default = "default_max_calls_per_identity")]
+    pub max_calls_per_identity: usize,
+    /// Most phone calls one identity may start in any minute.
+    #[serde(default = "default_calls_per_minute_per_identity")]
+    pub calls_per_minute_per_identity: usize,
 }
 
 fn default_ring_timeout() -> Duration {
@@ -141,6 +147,12 @@ fn default_max_call_duration() -> Duration {
 }
 fn default_media_timeout() -> Duration {
     Duration::from_secs(30)
+}
+fn default_max_calls_per_identity() -> usize {
+    4
+}
+fn default_calls_per_minute_per_identity() -> usize {
+    10
 }
 
 /// An allowed source: an address and a prefix length.
@@ -219,7 +231,7 @@ impl PstnConfig {
     /// # Errors
     /// [`Error::Config`] for numbers that are not E.164, bad CIDR blocks or country
     /// codes, dispatch rules for numbers no inbound trunk owns, duplicate numbers,
-    /// an empty or odd RTP range, zero timeouts.
+    /// an empty or odd RTP range, zero timeouts or caps.
     pub fn validate(&self) -> Result<(), Error> {
         let e164 = |what: &str, n: &str| {
             PhoneNumber::new(n)
@@ -282,6 +294,17 @@ impl PstnConfig {
             return Err(Error::Config(format!(
                 "rtp_ports {first}..={last} must hold at least two ports"
             )));
+        }
+        for (what, n) in [
+            ("max_calls_per_identity", self.max_calls_per_identity),
+            (
+                "calls_per_minute_per_identity",
+                self.calls_per_minute_per_identity,
+            ),
+        ] {
+            if n == 0 {
+                return Err(Error::Config(format!("{what} must be more than zero")));
+            }
         }
         for (what, d) in [
             ("ring_timeout", self.ring_timeout),
@@ -387,6 +410,8 @@ mod tests {
             ring_timeout: Duration::from_secs(30),
             max_call_duration: Duration::from_secs(3600),
             media_timeout: Duration::from_secs(20),
+            max_calls_per_identity: 4,
+            calls_per_minute_per_identity: 10,
         }
     }
 
@@ -437,6 +462,10 @@ mod tests {
 
         let mut c = sample();
         c.ring_timeout = Duration::ZERO;
+        assert!(c.validate().is_err());
+
+        let mut c = sample();
+        c.max_calls_per_identity = 0;
         assert!(c.validate().is_err());
     }
 

@@ -2,6 +2,7 @@
 //!
 //! - [`config`]: the `[pstn]` section (outbound and inbound trunks, dispatch, limits)
 //!   and the decisions made from it (routing, caller id, source allowlist).
+//! - [`limits`]: per-identity dial-out caps (calls at once, calls per minute).
 //! - [`g711`], [`rtp`], [`resample`]: the phone side's codecs and packets.
 //! - [`media`]: one phone leg's media, sans-IO: RTP towards the trunk (symmetric,
 //!   latched), G.711 <-> opus for the media plane's local participant, RFC 4733 DTMF.
@@ -13,6 +14,7 @@
 pub mod config;
 pub mod error;
 pub mod g711;
+pub mod limits;
 pub mod media;
 pub mod resample;
 pub mod rtp;

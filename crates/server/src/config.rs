@@ -32,12 +32,15 @@
 //! | `media.public_addr` | none: the bound address; an IP (`203.0.113.5`, the bound port is kept) or `IP:port`, advertised as the ICE host candidate |
 //! | `media.speakers` | `3` (most speakers mixed at once in a group call) |
 //! | `media.opus_bitrate` | `32000` (bits per second of the mixed streams, 6000..=510000) |
+//! | `web_dir` | the repository's `web/` folder: the demo page at `/` and the browser SDK at `/sdk/ringwire.js` (see the `web` module) |
 //! | `pstn` | none: calls to phone numbers end with 480 "no SIP trunk is configured"; see below |
 //!
 //! `[pstn]` is [`ringwire_pstn::config::PstnConfig`]: where the SIP endpoint listens,
 //! the RTP port range of phone legs, outbound trunks (address, caller ids the server
-//! owns, the country codes callers may dial: none by default) and the ring, call and
-//! media timeouts. Dialing out needs a token with the `pstn` scope.
+//! owns, the country codes callers may dial: none by default), the ring, call and
+//! media timeouts, and per-caller caps (`max_calls_per_identity` = 4 at once,
+//! `calls_per_minute_per_identity` = 10). Dialing out needs a token with the `pstn`
+//! scope.
 //!
 //! ```toml
 //! [pstn]
@@ -99,6 +102,9 @@ pub struct ServerConfig {
     /// The PSTN gateway: SIP trunks for phone participants. Without it, calls to
     /// phone numbers fail with 480.
     pub pstn: Option<PstnConfig>,
+    /// Where `/` (the demo page, `demo/`) and `/sdk/ringwire.js` (`dist/`) are read from;
+    /// `None`: the repository's `web/` folder this binary was built from.
+    pub web_dir: Option<PathBuf>,
 }
 
 /// The media plane's settings (`[media]`).
@@ -205,6 +211,7 @@ impl Default for ServerConfig {
             dev_mode: None,
             media: MediaConfig::default(),
             pstn: None,
+            web_dir: None,
         }
     }
 }

@@ -33,6 +33,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use ringwire_media::codec::OpusConfig;
 use ringwire_pstn::config::{DialRefusal, PortRange, PstnConfig};
+use ringwire_pstn::limits::{DialLimiter, LimitExceeded};
 use ringwire_pstn::media::PhoneMediaConfig;
 use ringwire_pstn::sip::{DialRequest, LegInput, LegOutput, SipEndpoint};
 use ringwire_signaling::controller::{GatewayEvent, MediaCommand};
@@ -65,6 +66,8 @@ struct Pstn {
     sip: SipEndpoint,
     ports: PortAllocator,
     legs: BTreeMap<(CallId, Identifier), Leg>,
+    /// Per-caller caps: calls at once, calls per minute.
+    limits: DialLimiter<Identifier>,
     next_leg: u64,
     ssrc_seed: u64,
     hub: WeakHub,
@@ -78,6 +81,8 @@ struct Leg {
     input: mpsc::Sender<LegInput>,
     /// Put into the media room for early media, before the controller did.
     early_media: bool,
+    /// Who dialed, for the per-caller caps.
+    caller: Identifier,
 }
 
 /// What the hub does with a leg's report.
@@ -136,6 +141,10 @@ impl Gateway {
                 sip,
                 ports: PortAllocator::new(config.rtp_ports),
                 legs: BTreeMap::new(),
+                limits: DialLimiter::new(
+                    config.max_calls_per_identity,
+                    config.calls_per_minute_per_identity,
+                ),
                 next_leg: 0,
                 ssrc_seed: seed,
                 hub,
@@ -155,22 +164,32 @@ impl Gateway {
         self.pstn.as_ref().map(|p| p.sip.port())
     }
 
-    /// Starts an outbound leg to `number` in `call_id`.
+    /// Starts an outbound leg to `number` in `call_id`, dialed by `caller`.
     ///
     /// # Errors
     /// The end reason for the caller when the call cannot be placed: no trunk (480),
-    /// a destination or caller id the configuration does not allow (403), no free RTP
-    /// port (503).
+    /// a destination or caller id the configuration does not allow, or a per-caller
+    /// cap reached (403), no free RTP port (503).
     pub(crate) fn dial(
         &mut self,
         call_id: &CallId,
         number: &PhoneNumber,
+        caller: &Identifier,
         caller_id: Option<&PhoneNumber>,
+        now: std::time::Instant,
     ) -> Result<(), EndReason> {
         let Some(pstn) = self.pstn.as_mut() else {
             return Err(no_trunk());
         };
-        pstn.dial(call_id, number, caller_id)
+        pstn.limits.prune(now);
+        pstn.limits
+            .try_start(caller, now)
+            .map_err(|e| limited(&e))?;
+        let placed = pstn.dial(call_id, number, caller, caller_id);
+        if placed.is_err() {
+            pstn.limits.finished(caller);
+        }
+        placed
     }
 
     /// The controller dropped a phone leg: CANCEL or BYE it. Not ours (the echo
@@ -183,6 +202,7 @@ impl Gateway {
     ) -> Option<MediaCommand> {
         let pstn = self.pstn.as_mut()?;
         let leg = pstn.legs.remove(&(call_id.clone(), target.clone()))?;
+        pstn.limits.finished(&leg.caller);
         tracing::debug!(%call_id, %target, "hanging up phone leg");
         // A full queue means the leg is far behind; dropping the sender ends it too
         // (the leg treats a closed input as a hang-up).
@@ -219,11 +239,15 @@ impl Gateway {
                     client: ClientKind::Native,
                 })
             }
-            GatewayEvent::Ended(_) => pstn
-                .legs
-                .remove(&key)
-                .filter(|l| l.early_media)
-                .map(|_| leave(call_id, target)),
+            GatewayEvent::Ended(_) => {
+                let ended = pstn.legs.remove(&key);
+                if let Some(leg) = &ended {
+                    pstn.limits.finished(&leg.caller);
+                }
+                ended
+                    .filter(|l| l.early_media)
+                    .map(|_| leave(call_id, target))
+            }
             _ => None,
         };
         Verdict {
@@ -245,6 +269,7 @@ impl Pstn {
         &mut self,
         call_id: &CallId,
         number: &PhoneNumber,
+        caller: &Identifier,
         caller_id: Option<&PhoneNumber>,
     ) -> Result<(), EndReason> {
         let (trunk, caller_id) = self
@@ -319,6 +344,7 @@ impl Pstn {
                 id,
                 input,
                 early_media: false,
+                caller: caller.clone(),
             },
         );
         Ok(())
@@ -385,6 +411,15 @@ impl PortAllocator {
     }
 }
 
+/// The end reason for a dial a per-caller cap refuses.
+fn limited(exceeded: &LimitExceeded) -> EndReason {
+    let subcode = match exceeded {
+        LimitExceeded::Concurrent => 4035,
+        _ => 4036,
+    };
+    EndReason::new(403, subcode, &exceeded.to_string())
+}
+
 fn no_trunk() -> EndReason {
     EndReason::new(480, 4800, "no SIP trunk is configured")
 }
@@ -440,5 +475,7 @@ mod tests {
         assert_eq!((country.code, country.subcode), (403, 4033));
         assert!(country.message.contains("country"));
         assert_eq!(refused(&DialRefusal::CallerIdNotOwned).subcode, 4034);
+        assert_eq!(limited(&LimitExceeded::Concurrent).subcode, 4035);
+        assert_eq!(limited(&LimitExceeded::Rate).subcode, 4036);
     }
 }

@@ -393,10 +393,13 @@ impl Hub {
             Command::Gateway(GatewayCommand::Dial {
                 call_id,
                 target: Identifier::Phone(number),
+                caller,
                 caller_id,
-                ..
             }) => {
-                if let Err(reason) = self.gateway.dial(&call_id, &number, caller_id.as_ref()) {
+                let placed = self
+                    .gateway
+                    .dial(&call_id, &number, &caller, caller_id.as_ref(), now);
+                if let Err(reason) = placed {
                     tracing::debug!(%call_id, %number, ?reason, "phone leg refused");
                     self.controller.handle_gateway_event(
                         &call_id,

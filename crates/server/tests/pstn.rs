@@ -325,45 +325,49 @@ async fn sipp_uas(far: Far) -> Sipp {
 
 /// The server with one outbound trunk to `trunk` for country code 1.
 async fn server(trunk: SocketAddr) -> (RunningServer, tempfile::TempDir) {
-    server_ringing_for(trunk, Duration::from_secs(20)).await
+    server_with(trunk, |_| {}).await
 }
 
-/// [`server`] whose phone legs ring at most `ring_timeout`.
-async fn server_ringing_for(
+/// [`server`] with `configure` applied to its `[pstn]` section.
+async fn server_with(
     trunk: SocketAddr,
-    ring_timeout: Duration,
+    configure: impl FnOnce(&mut PstnConfig),
 ) -> (RunningServer, tempfile::TempDir) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
     let dir = tempfile::tempdir().unwrap();
+    let mut pstn = PstnConfig {
+        sip_listen: "127.0.0.1:0".parse().unwrap(),
+        advertised_ip: None,
+        // Below the ephemeral range, so sipp's ports never collide with it.
+        rtp_ports: PortRange {
+            first: 21000,
+            last: 21199,
+        },
+        outbound: vec![OutboundTrunk {
+            name: "sipp".into(),
+            address: trunk,
+            transport: SipTransport::Udp,
+            credentials: None,
+            caller_ids: vec!["+15550001111".into()],
+            allowed_country_codes: vec!["1".into()],
+        }],
+        inbound: Vec::new(),
+        dispatch: Vec::new(),
+        ring_timeout: Duration::from_secs(20),
+        max_call_duration: Duration::from_secs(300),
+        media_timeout: Duration::from_secs(20),
+        max_calls_per_identity: 4,
+        calls_per_minute_per_identity: 10,
+    };
+    configure(&mut pstn);
     let config = ServerConfig {
         http_addr: "127.0.0.1:0".parse().unwrap(),
         quic_addr: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.path().to_path_buf(),
-        pstn: Some(PstnConfig {
-            sip_listen: "127.0.0.1:0".parse().unwrap(),
-            advertised_ip: None,
-            // Below the ephemeral range, so sipp's ports never collide with it.
-            rtp_ports: PortRange {
-                first: 21000,
-                last: 21199,
-            },
-            outbound: vec![OutboundTrunk {
-                name: "sipp".into(),
-                address: trunk,
-                transport: SipTransport::Udp,
-                credentials: None,
-                caller_ids: vec!["+15550001111".into()],
-                allowed_country_codes: vec!["1".into()],
-            }],
-            inbound: Vec::new(),
-            dispatch: Vec::new(),
-            ring_timeout,
-            max_call_duration: Duration::from_secs(300),
-            media_timeout: Duration::from_secs(20),
-        }),
+        pstn: Some(pstn),
         ..ServerConfig::default()
     };
     let server = Server::start(config).await.unwrap();
@@ -583,7 +587,10 @@ async fn a_phone_that_never_answers_is_cancelled_with_408() {
         return;
     }
     let mut sipp = sipp_uas(Far::RingForever).await;
-    let (server, _dir) = server_ringing_for(sipp.addr, Duration::from_secs(1)).await;
+    let (server, _dir) = server_with(sipp.addr, |pstn| {
+        pstn.ring_timeout = Duration::from_secs(1);
+    })
+    .await;
     let (handle, mut events) = client(&server).await;
     let call = dial(&handle).await;
     let reason = until_state(&mut events, &call, CallState::Disconnected)
@@ -591,6 +598,44 @@ async fn a_phone_that_never_answers_is_cancelled_with_408() {
         .unwrap();
     assert_eq!(reason.code, 408, "{reason:?}");
     // sipp saw our CANCEL, answered 487 and got its ACK.
+    let exit = sipp.exit().await;
+    assert!(exit.success(), "sipp failed: {exit}");
+    handle.close().await;
+    server.shut_down().await;
+}
+
+/// One identity may have only so many phone calls at once: the next is refused
+/// before any SIP is sent, the running one is untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_over_its_concurrent_cap_is_refused() {
+    if !have_sipp() {
+        return;
+    }
+    let mut sipp = sipp_uas(Far::RingForever).await;
+    let (server, _dir) = server_with(sipp.addr, |pstn| {
+        pstn.max_calls_per_identity = 1;
+    })
+    .await;
+    let (handle, mut events) = client(&server).await;
+    let first = dial(&handle).await;
+    until_state(&mut events, &first, CallState::Ringing).await;
+    let second = handle
+        .start_call(
+            &[Identifier::phone("+15557654321").unwrap()],
+            JoinOptions::default(),
+        )
+        .await
+        .unwrap();
+    let reason = until_state(&mut events, &second, CallState::Disconnected)
+        .await
+        .unwrap();
+    assert_eq!((reason.code, reason.subcode), (403, 4035), "{reason:?}");
+    assert_eq!(
+        handle.call(&first).await.unwrap().unwrap().state(),
+        CallState::Ringing
+    );
+    handle.hang_up(&first, false).await.unwrap();
+    until_state(&mut events, &first, CallState::Disconnected).await;
     let exit = sipp.exit().await;
     assert!(exit.success(), "sipp failed: {exit}");
     handle.close().await;
