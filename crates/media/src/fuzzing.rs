@@ -7,11 +7,13 @@
 //! |---|---|---|
 //! | `jitter_ops` | [`run_jitter_ops`] | a [`JitterScenario`] of [`JitterOp`]s (packets with arbitrary sequence numbers, timestamps, payload sizes and arrival times; pulls at arbitrary times) replayed against a [`JitterBuffer`]: no panic; memory bounded (packets held ≤ `max_packets`); every frame is exactly 960 samples; counters add up |
 //! | `rtp_payload` | [`run_payload_scenario`] | a [`PayloadScenario`], one of three: arbitrary opus payloads and RFC 6464 levels into a three-participant [`Mixer`] with ticks, mute, hold and removal ([`MixerOp`]); arbitrary datagrams, edited handshake datagrams and arbitrary or edited SDP offers and answers against a [`MediaServer`] with one joined participant whose offer was accepted, and its [`CallMedia`] ([`WireOp`]); SRTP packets with arbitrary payloads, levels, sequence numbers and timestamps from three connected participants ([`RtpOp`]). No panic; memory bounded (operations, sizes and SDP operations capped, outputs drained); counters add up; no audio to anyone removed or on hold; events name members; no server timer stays due after the drain |
+//! | `video_payload` | [`run_video_scenario`] | a [`VideoScenario`]: received video access units, as the client's depacketizer hands them over ([`VideoOp`]: arbitrary bytes, single NAL units and OBUs of any type, real H.264 and AV1 units with bytes flipped, cut, inserted, removed or repeated) into one [`H264Decoder`] and one [`Av1Decoder`]. No panic; after every unit, decoded or refused, the [`VideoFrame`] is consistent (sides within [`MAX_DIMENSION`], planes of exactly its size); an unchanged H.264 key frame after anything gives its picture (size and frame number) |
 //!
 //! ```text
 //! cd fuzz
 //! cargo +nightly fuzz run jitter_ops -- -max_total_time=60
 //! cargo +nightly fuzz run rtp_payload -- -max_total_time=60
+//! cargo +nightly fuzz run video_payload -- -max_total_time=60
 //! ```
 //!
 //! `rtp_payload` runs tens of inputs per second, not thousands: its server and
@@ -19,9 +21,11 @@
 //! handshakes. libFuzzer grows its input length slowly from a few bytes; for long
 //! scenarios early, add `-max_len=4096 -len_control=0`.
 //!
-//! `tests/fuzz_replay.rs` replays `rtp_payload` on stable over seeded inputs.
+//! `tests/fuzz_replay.rs` replays `rtp_payload` and `video_payload` on stable over
+//! seeded inputs and hand-written scenarios.
 
 use std::net::SocketAddr;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use arbitrary::{Arbitrary, Unstructured};
@@ -37,6 +41,8 @@ use crate::jitter::{AudioPacket, JitterBuffer, JitterConfig};
 use crate::mixer::{MixKind, Mixer, MixerConfig};
 use crate::rtc::MediaError;
 use crate::server::{MediaServer, MediaServerConfig, ServerEvent};
+use crate::video::{FrameRate, MAX_DIMENSION, TestPatternSource, VideoFormat, VideoFrame};
+use crate::video_codec::{Av1Decoder, H264Config, H264Decoder, H264Encoder};
 
 /// One operation on the jitter buffer.
 #[derive(Debug, Clone, Arbitrary)]
@@ -1152,6 +1158,398 @@ fn run_connected_ops(ops: &[RtpOp]) -> PayloadReport {
     report.datagrams_unknown = s.datagrams_unknown;
     report.connected = s.connected;
     report
+}
+
+// ---------------------------------------------------------------------------------
+// video_payload: received video access units into our decoders.
+// ---------------------------------------------------------------------------------
+
+/// Operations of a [`VideoScenario`] at most (inputs longer than this are cut).
+const MAX_VIDEO_OPS: usize = 64;
+
+/// Bytes of one fuzzed access unit at most: a large key frame, far above what one
+/// call's frame carries at 720p.
+const MAX_VIDEO_BYTES: usize = 256 * 1024;
+
+/// Edits of one real access unit at most.
+const MAX_EDITS: usize = 32;
+
+/// dav1d's own 8-bit test vector (MIT, from the dav1d crate): 5 temporal units at
+/// 320x240, a key frame first; the real AV1 units the scenarios start from and edit.
+const AV1_IVF: &[u8] = include_bytes!("../tests/data/test-420-8.ivf");
+
+/// The sizes of the real H.264 stream: a size change in the middle, as when a
+/// sender switches from camera to screen share.
+const H264_SIZES: [(u32, u32); 2] = [(96, 64), (64, 96)];
+
+/// Access units per size of the real H.264 stream (a key frame, then P frames).
+const H264_FRAMES_PER_SIZE: u64 = 4;
+
+/// One input of the `video_payload` target: a sequence of received video access
+/// units, as the client's depacketizer hands them to a decoder, and what the decoders
+/// must still do afterwards.
+#[derive(Debug, Clone, Arbitrary)]
+pub struct VideoScenario {
+    /// The units, in order, into one H.264 and one AV1 decoder.
+    pub ops: Vec<VideoOp>,
+}
+
+/// One received access unit, or a check.
+#[derive(Debug, Clone, Arbitrary)]
+pub enum VideoOp {
+    /// Arbitrary bytes to the H.264 decoder.
+    H264Raw(Vec<u8>),
+    /// One Annex B NAL unit of any type: a start code, `header`, then `body`.
+    H264Nal {
+        /// The NAL header byte (`forbidden_zero_bit`, `nal_ref_idc`, `nal_unit_type`).
+        header: u8,
+        /// The rest of the unit.
+        body: Vec<u8>,
+    },
+    /// A unit of the real H.264 stream (index modulo its length), edited.
+    H264Real {
+        /// Which unit.
+        index: u8,
+        /// What is changed in it.
+        edits: Vec<Edit>,
+    },
+    /// The real stream's first key frame, unchanged: the decoder must give its
+    /// picture, whatever came before (a client that drops a bad unit and asks for a
+    /// key frame must see video again).
+    H264Recover,
+    /// Arbitrary bytes to the AV1 decoder.
+    Av1Raw(Vec<u8>),
+    /// One AV1 OBU with a size field: `header` (its `obu_has_size_field` bit set), a
+    /// LEB128 size, then `body`.
+    Av1Obu {
+        /// The OBU header byte.
+        header: u8,
+        /// The payload.
+        body: Vec<u8>,
+    },
+    /// A temporal unit of the AV1 test vector (index modulo its length), edited.
+    Av1Real {
+        /// Which unit.
+        index: u8,
+        /// What is changed in it.
+        edits: Vec<Edit>,
+    },
+    /// The AV1 test vector's first temporal unit, unchanged.
+    Av1Recover,
+    /// Both decoders are replaced by fresh ones (a new slot or a new stream).
+    NewDecoders,
+}
+
+/// A change to a real access unit; positions are taken modulo its length.
+#[derive(Debug, Clone, Arbitrary)]
+pub enum Edit {
+    /// One byte xor-ed.
+    Flip {
+        /// Where.
+        at: u16,
+        /// With what.
+        xor: u8,
+    },
+    /// The unit cut at a position (a lost last packet).
+    Truncate {
+        /// Where.
+        at: u16,
+    },
+    /// Bytes inserted at a position.
+    Insert {
+        /// Where.
+        at: u16,
+        /// What.
+        bytes: Vec<u8>,
+    },
+    /// A range removed (a lost packet in the middle).
+    Remove {
+        /// Where it starts.
+        at: u16,
+        /// How many bytes.
+        len: u16,
+    },
+    /// The unit followed by a copy of itself (a duplicated packet run).
+    Repeat,
+}
+
+/// What replaying a [`VideoScenario`] reached.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VideoReport {
+    /// Operations run.
+    pub ops: usize,
+    /// H.264 units that gave a picture.
+    pub h264_pictures: u64,
+    /// H.264 units refused.
+    pub h264_errors: u64,
+    /// AV1 units that gave a picture.
+    pub av1_pictures: u64,
+    /// AV1 units refused.
+    pub av1_errors: u64,
+    /// H.264 recoveries checked (a picture of the key frame came out).
+    pub h264_recovered: u64,
+    /// AV1 recoveries that gave a picture.
+    pub av1_recovered: u64,
+}
+
+/// The `video_payload` target on raw bytes (the replay tests' entry).
+pub fn video_payload(data: &[u8]) -> VideoReport {
+    match VideoScenario::arbitrary_take_rest(Unstructured::new(data)) {
+        Ok(scenario) => run_video_scenario(&scenario),
+        Err(_) => VideoReport::default(),
+    }
+}
+
+/// Replays `scenario` against an [`H264Decoder`] and an [`Av1Decoder`]: no panic;
+/// after every unit, decoded or refused, the output frame is consistent (within
+/// [`MAX_DIMENSION`], plane sizes matching width and height); an unchanged key frame
+/// after anything gives its picture back (H.264: its size and frame number).
+///
+/// # Panics
+/// When an invariant does not hold (that is the finding).
+pub fn run_video_scenario(scenario: &VideoScenario) -> VideoReport {
+    let h264 = real_h264();
+    let av1 = ivf_units(AV1_IVF);
+    let mut h264_dec = H264Decoder::new().expect("an OpenH264 decoder can be created");
+    let mut av1_dec = Av1Decoder::new().expect("a dav1d decoder can be created");
+    let mut frame = VideoFrame::black(2, 2).expect("2x2 is a valid size");
+    let mut report = VideoReport::default();
+    for op in scenario.ops.iter().take(MAX_VIDEO_OPS) {
+        report.ops += 1;
+        match op {
+            VideoOp::H264Raw(bytes) => {
+                let unit = capped(bytes);
+                decode_h264(&mut h264_dec, unit, &mut frame, &mut report);
+            }
+            VideoOp::H264Nal { header, body } => {
+                let mut unit = vec![0, 0, 0, 1, *header];
+                unit.extend_from_slice(capped(body));
+                decode_h264(&mut h264_dec, &unit, &mut frame, &mut report);
+            }
+            VideoOp::H264Real { index, edits } => {
+                let unit = pick(h264, *index).map(|u| edit(u, edits));
+                decode_h264(
+                    &mut h264_dec,
+                    &unit.unwrap_or_default(),
+                    &mut frame,
+                    &mut report,
+                );
+            }
+            VideoOp::H264Recover => {
+                let key = h264.first().expect("the real stream has units");
+                let got = h264_dec.decode(key, &mut frame);
+                check_frame(&frame);
+                assert!(
+                    matches!(got, Ok(true)),
+                    "an unchanged key frame gave no picture: {got:?}"
+                );
+                let (w, h) = H264_SIZES[0];
+                assert_eq!((frame.width(), frame.height()), (w, h));
+                assert_eq!(TestPatternSource::frame_number(&frame), Some(0));
+                report.h264_recovered += 1;
+            }
+            VideoOp::Av1Raw(bytes) => {
+                let unit = capped(bytes);
+                decode_av1(&mut av1_dec, unit, &mut frame, &mut report);
+            }
+            VideoOp::Av1Obu { header, body } => {
+                let body = capped(body);
+                let mut unit = vec![*header | 0b10];
+                leb128(body.len(), &mut unit);
+                unit.extend_from_slice(body);
+                decode_av1(&mut av1_dec, &unit, &mut frame, &mut report);
+            }
+            VideoOp::Av1Real { index, edits } => {
+                let unit = pick(&av1, *index).map(|u| edit(u, edits));
+                decode_av1(
+                    &mut av1_dec,
+                    &unit.unwrap_or_default(),
+                    &mut frame,
+                    &mut report,
+                );
+            }
+            VideoOp::Av1Recover => {
+                let key = av1.first().copied().unwrap_or_default();
+                // dav1d may still hold a picture of what came before, or report the
+                // damage it finds now; the frame stays consistent either way.
+                if decode_av1(&mut av1_dec, key, &mut frame, &mut report) {
+                    report.av1_recovered += 1;
+                }
+            }
+            VideoOp::NewDecoders => {
+                h264_dec = H264Decoder::new().expect("an OpenH264 decoder can be created");
+                av1_dec = Av1Decoder::new().expect("a dav1d decoder can be created");
+            }
+        }
+    }
+    report
+}
+
+/// Decodes one H.264 unit and checks the frame; returns whether a picture came out.
+fn decode_h264(
+    dec: &mut H264Decoder,
+    unit: &[u8],
+    frame: &mut VideoFrame,
+    report: &mut VideoReport,
+) -> bool {
+    let got = dec.decode(unit, frame);
+    check_frame(frame);
+    match got {
+        Ok(true) => report.h264_pictures += 1,
+        Ok(false) => {}
+        Err(_) => report.h264_errors += 1,
+    }
+    matches!(got, Ok(true))
+}
+
+/// Decodes one AV1 unit and checks the frame; returns whether a picture came out.
+fn decode_av1(
+    dec: &mut Av1Decoder,
+    unit: &[u8],
+    frame: &mut VideoFrame,
+    report: &mut VideoReport,
+) -> bool {
+    let got = dec.decode(unit, frame);
+    check_frame(frame);
+    match got {
+        Ok(true) => report.av1_pictures += 1,
+        Ok(false) => {}
+        Err(_) => report.av1_errors += 1,
+    }
+    matches!(got, Ok(true))
+}
+
+/// A frame is consistent: a valid size, and planes of exactly that size.
+fn check_frame(frame: &VideoFrame) {
+    let (w, h) = (frame.width(), frame.height());
+    assert!(
+        (1..=MAX_DIMENSION).contains(&w) && (1..=MAX_DIMENSION).contains(&h),
+        "frame of {w}x{h}"
+    );
+    let (cw, ch) = (w.div_ceil(2) as usize, h.div_ceil(2) as usize);
+    assert_eq!(
+        (
+            frame.chroma_width() as usize,
+            frame.chroma_height() as usize
+        ),
+        (cw, ch)
+    );
+    let luma = w as usize * h as usize;
+    assert_eq!(frame.y().len(), luma, "Y plane of a {w}x{h} frame");
+    assert_eq!(frame.u().len(), cw * ch, "U plane of a {w}x{h} frame");
+    assert_eq!(frame.v().len(), cw * ch, "V plane of a {w}x{h} frame");
+    assert_eq!(frame.as_bytes().len(), luma + 2 * cw * ch);
+}
+
+/// `bytes` cut to [`MAX_VIDEO_BYTES`].
+fn capped(bytes: &[u8]) -> &[u8] {
+    bytes.get(..MAX_VIDEO_BYTES).unwrap_or(bytes)
+}
+
+/// Unit `index` (modulo the count) of `units`.
+fn pick<T: AsRef<[u8]>>(units: &[T], index: u8) -> Option<&[u8]> {
+    let count = units.len();
+    units
+        .get(usize::from(index) % count.max(1))
+        .map(AsRef::as_ref)
+}
+
+/// `unit` with `edits` applied, in order, positions modulo the current length.
+fn edit(unit: &[u8], edits: &[Edit]) -> Vec<u8> {
+    let mut out = unit.to_vec();
+    for e in edits.iter().take(MAX_EDITS) {
+        let at = |pos: u16, len: usize| usize::from(pos) % len.max(1);
+        match e {
+            Edit::Flip { at: pos, xor } => {
+                let i = at(*pos, out.len());
+                if let Some(b) = out.get_mut(i) {
+                    *b ^= xor;
+                }
+            }
+            Edit::Truncate { at: pos } => {
+                let i = at(*pos, out.len());
+                out.truncate(i);
+            }
+            Edit::Insert { at: pos, bytes } => {
+                let i = at(*pos, out.len()).min(out.len());
+                let bytes = bytes.get(..MAX_VIDEO_BYTES / 4).unwrap_or(bytes);
+                out.splice(i..i, bytes.iter().copied());
+            }
+            Edit::Remove { at: pos, len } => {
+                let i = at(*pos, out.len()).min(out.len());
+                let end = i.saturating_add(usize::from(*len)).min(out.len());
+                out.drain(i..end);
+            }
+            Edit::Repeat => {
+                if out.len() <= MAX_VIDEO_BYTES / 2 {
+                    out.extend_from_within(..);
+                }
+            }
+        }
+    }
+    out.truncate(MAX_VIDEO_BYTES);
+    out
+}
+
+/// `value` as LEB128 (AV1 §4.10.5), appended to `out`.
+fn leb128(mut value: usize, out: &mut Vec<u8>) {
+    loop {
+        let byte = (value & 0x7f) as u8;
+        value >>= 7;
+        if value == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// The frames of an IVF file (a 32-byte file header, then per frame a 12-byte header
+/// whose first 4 bytes are the little-endian size); stops at the first short frame.
+fn ivf_units(file: &[u8]) -> Vec<&[u8]> {
+    let mut units = Vec::new();
+    let Some((_, mut rest)) = file.split_at_checked(32) else {
+        return units;
+    };
+    while let Some((header, body)) = rest.split_at_checked(12) {
+        let Some(&size) = header.first_chunk::<4>() else {
+            break;
+        };
+        let Ok(len) = usize::try_from(u32::from_le_bytes(size)) else {
+            break;
+        };
+        let Some((unit, next)) = body.split_at_checked(len) else {
+            break;
+        };
+        units.push(unit);
+        rest = next;
+    }
+    units
+}
+
+/// The real H.264 stream: the test pattern encoded at each of [`H264_SIZES`], a key
+/// frame and P frames per size; encoded once per process.
+fn real_h264() -> &'static [Vec<u8>] {
+    static STREAM: OnceLock<Vec<Vec<u8>>> = OnceLock::new();
+    STREAM.get_or_init(|| {
+        let mut encoder =
+            H264Encoder::new(H264Config::default()).expect("the default config is valid");
+        let mut frame = VideoFrame::black(2, 2).expect("2x2 is a valid size");
+        let mut units = Vec::new();
+        for (w, h) in H264_SIZES {
+            let format = VideoFormat::new(w, h, FrameRate::per_second(30).expect("30 fps"))
+                .expect("a valid format");
+            let pattern = TestPatternSource::new(format).expect("at least 64x64");
+            for index in 0..H264_FRAMES_PER_SIZE {
+                pattern.draw(index, &mut frame).expect("the pattern's size");
+                if let Some(unit) = encoder.encode(&frame).expect("an even-sided frame encodes") {
+                    units.push(unit.data);
+                }
+            }
+        }
+        units
+    })
 }
 
 #[cfg(test)]
