@@ -15,6 +15,10 @@ use std::time::Duration;
 
 use bytesstr::BytesStr;
 use ezk_sdp_types::{SessionDescription, TaggedAddress};
+use ezk_sip_auth::{
+    ClientAuthenticator, DigestAuthenticator, DigestCredentials, DigestUser, RequestParts,
+    ResponseParts,
+};
 use ezk_sip_core::Endpoint;
 use ezk_sip_types::header::typed::{Contact, ContentType};
 use ezk_sip_types::uri::NameAddr;
@@ -27,6 +31,7 @@ use ringwire_signaling::controller::GatewayEvent;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
+use crate::config::Credentials;
 use crate::error::Error;
 use crate::g711::G711;
 use crate::media::{CallAudio, PhoneMedia, PhoneMediaConfig, PhoneMediaEvent, RemoteMedia};
@@ -130,6 +135,8 @@ pub struct DialRequest {
     pub max_duration: Duration,
     /// Media settings.
     pub media: PhoneMediaConfig,
+    /// Digest credentials for a trunk that challenges the INVITE (401/407).
+    pub credentials: Option<Credentials>,
 }
 
 fn sdp_offer(ip: IpAddr, port: u16, session: u32) -> String {
@@ -226,12 +233,16 @@ async fn run_outbound(
     );
     initiator.support_100rel = false;
     initiator.support_timer = false;
-    let mut invite = initiator.create_invite();
-    invite
-        .headers
-        .insert_named(&ContentType(BytesStr::from_static("application/sdp")));
-    invite.body = sdp_offer(sip.advertised, request.rtp.port(), request.media.ssrc).into();
-    initiator.send_invite(invite).await.map_err(sip_error)?;
+    let offer = sdp_offer(sip.advertised, request.rtp.port(), request.media.ssrc);
+    let mut auth = request.credentials.as_ref().map(|c| {
+        let mut credentials = DigestCredentials::new();
+        credentials.set_default(DigestUser::new(
+            c.username.clone(),
+            c.password.clone().into_bytes(),
+        ));
+        DigestAuthenticator::new(credentials)
+    });
+    send_invite(&mut initiator, auth.as_mut(), &offer).await?;
 
     let mut media = PhoneMedia::new(request.media)?;
     let ring_deadline = tokio::time::Instant::now() + request.ring_timeout;
@@ -256,7 +267,18 @@ async fn run_outbound(
                     }
                     early.push(e);
                 }
-                Response::Failure(r) => return Ok(end_reason(r.line.code.into_u16())),
+                Response::Failure(r) => {
+                    let code = r.line.code.into_u16();
+                    // RFC 3261 §22.2: answer a 401/407 challenge once with credentials
+                    // (the authenticator refuses a second challenge of the same nonce).
+                    if let (401 | 407, Some(a)) = (code, auth.as_mut())
+                        && answer_challenge(&initiator, a, &r)
+                    {
+                        send_invite(&mut initiator, Some(a), &offer).await?;
+                        continue;
+                    }
+                    return Ok(end_reason(code));
+                }
                 Response::Session(s, r) => break (s, r),
                 Response::EarlyEvent => {}
                 Response::Finished => return Ok(EndReason::no_answer()),
@@ -347,6 +369,50 @@ async fn run_outbound(
             }
         }
     }
+}
+
+/// Sends a new INVITE with our SDP offer, with the authorization `auth` has for it.
+async fn send_invite(
+    initiator: &mut InviteInitiator,
+    auth: Option<&mut DigestAuthenticator>,
+    offer: &str,
+) -> Result<(), Error> {
+    let mut invite = initiator.create_invite();
+    invite
+        .headers
+        .insert_named(&ContentType(BytesStr::from_static("application/sdp")));
+    invite.body = offer.to_owned().into();
+    if let Some(auth) = auth {
+        auth.authorize_request(&mut invite.headers);
+    }
+    initiator.send_invite(invite).await.map_err(sip_error)
+}
+
+/// Whether the challenge in `response` to our last INVITE can be answered.
+fn answer_challenge(
+    initiator: &InviteInitiator,
+    auth: &mut DigestAuthenticator,
+    response: &ezk_sip_core::transaction::TsxResponse,
+) -> bool {
+    let Some(invite) = initiator.transaction().map(|t| t.request()) else {
+        return false;
+    };
+    let answered = auth.handle_rejection(
+        RequestParts {
+            line: &invite.msg.line,
+            headers: &invite.msg.headers,
+            body: &invite.msg.body,
+        },
+        ResponseParts {
+            line: &response.line,
+            headers: &response.headers,
+            body: &response.body,
+        },
+    );
+    if let Err(e) = &answered {
+        tracing::debug!(error = %e, "trunk challenge not answered");
+    }
+    answered.is_ok()
 }
 
 /// How long a CANCELled INVITE may wait for its final response: RFC 3261 §9.1 lets

@@ -136,6 +136,7 @@ async fn start_leg(trunk: SocketAddr) -> (mpsc::Sender<LegInput>, mpsc::Receiver
                 ..OpusConfig::default()
             },
         },
+        credentials: None,
     };
     let (in_tx, in_rx) = mpsc::channel(64);
     let (out_tx, out_rx) = mpsc::channel(256);

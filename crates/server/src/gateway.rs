@@ -278,6 +278,7 @@ impl Pstn {
             .map_err(|refusal| refused(&refusal))?;
         let trunk_addr = trunk.address;
         let trunk_name = trunk.name.clone();
+        let credentials = trunk.credentials.clone();
         let bind_ip = self.config.sip_listen.ip();
         let Some(socket) = self.ports.bind(bind_ip) else {
             tracing::warn!(%call_id, range = ?self.config.rtp_ports, "no free RTP port for a phone leg");
@@ -316,6 +317,7 @@ impl Pstn {
                     ..OpusConfig::default()
                 },
             },
+            credentials,
         };
         let target = Identifier::Phone(number.clone());
         let (input, input_rx) = mpsc::channel(LEG_INPUT_QUEUE);

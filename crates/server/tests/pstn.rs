@@ -29,7 +29,7 @@ use ringwire_media::analysis::tone;
 use ringwire_media::audio_io::{MemorySink, ToneSource};
 use ringwire_media::client::CallMediaConfig;
 use ringwire_media::codec::OpusConfig;
-use ringwire_pstn::config::{OutboundTrunk, PortRange, PstnConfig, SipTransport};
+use ringwire_pstn::config::{Credentials, OutboundTrunk, PortRange, PstnConfig, SipTransport};
 use ringwire_pstn::g711::G711;
 use ringwire_server::{RunningServer, Server, ServerConfig};
 use ringwire_signaling::{
@@ -125,7 +125,14 @@ enum Far {
     RingForever,
     /// 183 with SDP and a [`RINGBACK_HZ`] tone until CANCELled, then 487.
     EarlyMediaUntilCancelled,
+    /// Challenges the INVITE (401, digest MD5 with qop=auth); answers the retry
+    /// carrying [`TRUNK_USER`]'s credentials with 200 (then waits for our BYE), any
+    /// other with 403.
+    Challenge,
 }
+
+/// The digest credentials the challenging trunk accepts.
+const TRUNK_USER: (&str, &str) = ("ringwire", "s3cret");
 
 /// The tone sipp plays as early media.
 const RINGBACK_HZ: f64 = 600.0;
@@ -214,6 +221,56 @@ fn scenario(far: Far) -> Option<String> {
             r#"<recv request="INVITE">{REMEMBER_INVITE}</recv>
   {RINGING}
   {CANCELLED}"#
+        ),
+        Far::Challenge => format!(
+            r#"<recv request="INVITE" />
+  <send><![CDATA[
+
+      SIP/2.0 401 Unauthorized
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      WWW-Authenticate: Digest realm="trunk.test", nonce="n[pid]x[call_number]", algorithm=MD5, qop="auth"
+      Content-Length: 0
+
+  ]]></send>
+  <recv request="ACK" />
+  <recv request="INVITE">
+    <action><verifyauth assign_to="authvalid" username="{user}" password="{password}" /></action>
+  </recv>
+  <nop hide="true" test="authvalid" next="goodauth" />
+  <send><![CDATA[
+
+      SIP/2.0 403 Forbidden
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+  ]]></send>
+  <recv request="ACK" next="done" />
+  <label id="goodauth" />
+  {OK_WITH_SDP}
+  <recv request="ACK" />
+  <recv request="BYE" />
+  <send><![CDATA[
+
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+  ]]></send>
+  <label id="done" />"#,
+            user = TRUNK_USER.0,
+            password = TRUNK_USER.1,
         ),
         Far::EarlyMediaUntilCancelled => format!(
             r#"<recv request="INVITE">{REMEMBER_INVITE}</recv>
@@ -602,6 +659,41 @@ async fn a_phone_that_never_answers_is_cancelled_with_408() {
     assert!(exit.success(), "sipp failed: {exit}");
     handle.close().await;
     server.shut_down().await;
+}
+
+/// A trunk that challenges the INVITE gets our digest credentials (MD5, qop=auth,
+/// checked by sipp's `verifyauth`) and connects; wrong ones end the call with 403.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_challenging_trunk_gets_our_digest_credentials() {
+    if !have_sipp() {
+        return;
+    }
+    for (password, connects) in [(TRUNK_USER.1, true), ("wrong", false)] {
+        let mut sipp = sipp_uas(Far::Challenge).await;
+        let (server, _dir) = server_with(sipp.addr, |pstn| {
+            pstn.outbound[0].credentials = Some(Credentials {
+                username: TRUNK_USER.0.into(),
+                password: password.into(),
+            });
+        })
+        .await;
+        let (handle, mut events) = client(&server).await;
+        let call = dial(&handle).await;
+        if connects {
+            until_state(&mut events, &call, CallState::Connected).await;
+            handle.hang_up(&call, false).await.unwrap();
+            until_state(&mut events, &call, CallState::Disconnected).await;
+        } else {
+            let reason = until_state(&mut events, &call, CallState::Disconnected)
+                .await
+                .unwrap();
+            assert_eq!(reason.code, 403, "{reason:?}");
+        }
+        let exit = sipp.exit().await;
+        assert!(exit.success(), "password {password}: sipp failed: {exit}");
+        handle.close().await;
+        server.shut_down().await;
+    }
 }
 
 /// One identity may have only so many phone calls at once: the next is refused
