@@ -84,6 +84,7 @@ mod media;
 mod metrics;
 mod quic;
 mod tls;
+mod web;
 mod ws;
 
 pub use config::{ConfigError, Limits, MediaConfig, PublicAddr, ServerConfig, TlsConfig};
@@ -284,7 +285,7 @@ impl Server {
             shared.metrics.clone(),
             shutdown.clone().cancelled_owned(),
         ));
-        let router = http::router(Arc::clone(&shared));
+        let router = http::router(Arc::clone(&shared)).merge(web::routes(Arc::clone(&shared)));
         let http_task = match https {
             Some(tls_config) => {
                 let handshake_timeout = shared.config.limits.handshake_timeout;
