@@ -161,7 +161,7 @@ fn participant(i: usize) -> ParticipantInfo {
         muted: i.is_multiple_of(3),
         speaking: false,
         video: if i.is_multiple_of(4) {
-            vec![VideoKind::Camera]
+            vec![VideoKind::Camera.into()]
         } else {
             Vec::new()
         },
