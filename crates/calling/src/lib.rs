@@ -100,11 +100,17 @@ mod error;
 #[cfg(feature = "loadtest")]
 pub mod loadtest;
 mod media;
+mod sdk;
 pub mod transport;
 mod video;
 
 pub use client::{ConnectOptions, EventStream, SignalingClient};
 pub use error::{Error, TransportError};
 pub use media::{AudioEnd, AudioHandle, AudioOptions, AudioState};
+pub use sdk::{
+    AcceptCallOptions, Call, CallAgent, CallClient, CallClientOptions, CallEvent, CallEvents,
+    HangUpOptions, IncomingCall, JoinCallOptions, LocalVideoStream, MediaStats, RemoteParticipant,
+    StartCallOptions,
+};
 pub use transport::{Connector, Endpoint, Transport, Trust};
 pub use video::{RemoteVideo, VideoOptions, VideoRenderer, VideoStats};
