@@ -383,14 +383,29 @@ impl<P: Ord + Clone> Router<P> {
         }
     }
 
-    fn choose(&self, me: &P, sub: &Subscriber<P>) -> Vec<Selected<P>> {
+    /// What `subscriber` would receive with unlimited bandwidth, in bits per second:
+    /// the top layers of the streams the slot policy picks for it. Its bandwidth
+    /// estimator should probe up to this (plus audio), no further.
+    pub fn demand(&self, subscriber: &P) -> u64 {
+        let Some(sub) = self.subscribers.get(subscriber) else {
+            return 0;
+        };
+        self.candidates(subscriber, sub)
+            .iter()
+            .map(|(_, s)| s.layers.last().copied().unwrap_or(0))
+            .sum()
+    }
+
+    /// The streams the slot policy picks for `me`, in priority order, before
+    /// bandwidth is considered.
+    fn candidates<'a>(&'a self, me: &P, sub: &Subscriber<P>) -> Vec<(&'a StreamId<P>, &'a Stream)> {
         // 1. A screen share wins: the latest one that is not ours.
         let screen = self
             .streams
             .iter()
             .filter(|(id, _)| id.kind == StreamKind::ScreenShare && &id.publisher != me)
             .max_by_key(|(_, s)| s.started);
-        let candidates: Vec<(&StreamId<P>, &Stream)> = match screen {
+        match screen {
             Some(s) => vec![s],
             None => {
                 let slots = sub.requested.map_or(sub.slots, |r| r.min(sub.slots));
@@ -416,7 +431,11 @@ impl<P: Ord + Clone> Router<P> {
                 cams.truncate(slots);
                 cams
             }
-        };
+        }
+    }
+
+    fn choose(&self, me: &P, sub: &Subscriber<P>) -> Vec<Selected<P>> {
+        let candidates = self.candidates(me, sub);
         // 3. Bandwidth: lowest layers first, drop from the end, then upgrade in order.
         let mut layers: Vec<usize> = vec![0; candidates.len()];
         let Some(budget) = sub.bandwidth else {
@@ -610,6 +629,9 @@ mod tests {
         );
         r.set_bandwidth(&0, Some(0), now);
         assert!(r.selection(&0).is_empty());
+        // What it would take, whatever the estimate: every candidate's top layer.
+        assert_eq!(r.demand(&0), 3 * 1_500_000);
+        assert_eq!(r.demand(&42), 0);
     }
 
     #[test]

@@ -9,6 +9,7 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
+use str0m::bwe::Bitrate;
 use str0m::format::Codec;
 use str0m::media::{Frequency, MediaTime, Mid, Pt};
 use str0m::net::{DatagramRecv, Protocol, Receive};
@@ -96,6 +97,24 @@ pub(crate) fn rtc_config() -> RtcConfig {
         .enable_opus(true, false)
         .enable_h264(true)
         .set_reordering_size_audio(0)
+}
+
+/// The media server's first guess of what it can send to a participant who receives
+/// video, before TWCC feedback refines it: enough for six small camera streams on a
+/// LAN, so a call starts with every slot filled and only a measured shortage drops
+/// streams.
+pub(crate) const INITIAL_BWE: Bitrate = Bitrate::kbps(2_500);
+
+/// The configuration of the media server's side of a participant: as [`rtc_config`],
+/// with send-side bandwidth estimation when the participant receives video (the video
+/// router decides from it how many streams they get).
+pub(crate) fn server_rtc_config(receives_video: bool) -> RtcConfig {
+    let config = rtc_config();
+    if receives_video {
+        config.enable_bwe(Some(INITIAL_BWE))
+    } else {
+        config
+    }
 }
 
 /// The RTP clock of video (RFC 6184 §5.1: 90 kHz).
