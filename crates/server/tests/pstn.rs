@@ -25,8 +25,12 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
 use ringwire_calling::{AudioOptions, ConnectOptions, Endpoint, EventStream, SignalingClient};
-use ringwire_media::analysis::tone;
-use ringwire_media::audio_io::{MemorySink, ToneSource};
+use std::f64::consts::TAU;
+
+use ringwire_media::analysis::{goertzel_power, mean_square, tone};
+use ringwire_media::audio_io::{
+    AudioIoError, AudioSource, MemorySink, MemoryTap, SourceState, ToneSource,
+};
 use ringwire_media::client::CallMediaConfig;
 use ringwire_media::codec::OpusConfig;
 use ringwire_pstn::config::{Credentials, OutboundTrunk, PortRange, PstnConfig, SipTransport};
@@ -125,11 +129,16 @@ enum Far {
     RingForever,
     /// 183 with SDP and a [`RINGBACK_HZ`] tone until CANCELled, then 487.
     EarlyMediaUntilCancelled,
+    /// Answers, then plays an amplitude-modulated [`PHONE_VOICE_HZ`] tone until our BYE.
+    AnswerAndTalk,
     /// Challenges the INVITE (401, digest MD5 with qop=auth); answers the retry
     /// carrying [`TRUNK_USER`]'s credentials with 200 (then waits for our BYE), any
     /// other with 403.
     Challenge,
 }
+
+/// The phone's voice in the group call test.
+const PHONE_VOICE_HZ: f64 = 600.0;
 
 /// The digest credentials the challenging trunk accepts.
 const TRUNK_USER: (&str, &str) = ("ringwire", "s3cret");
@@ -221,6 +230,24 @@ fn scenario(far: Far) -> Option<String> {
             r#"<recv request="INVITE">{REMEMBER_INVITE}</recv>
   {RINGING}
   {CANCELLED}"#
+        ),
+        Far::AnswerAndTalk => format!(
+            r#"<recv request="INVITE" />
+  {OK_WITH_SDP}
+  <recv request="ACK" />
+  <nop><action><exec rtp_stream="voice.ulaw,-1,0" /></action></nop>
+  <recv request="BYE" />
+  <send><![CDATA[
+
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+  ]]></send>"#
         ),
         Far::Challenge => format!(
             r#"<recv request="INVITE" />
@@ -363,6 +390,14 @@ async fn sipp_uas(far: Far) -> Sipp {
             let mut ulaw = Vec::new();
             G711::Pcmu.encode(&pcm, &mut ulaw);
             std::fs::write(dir.path().join("ringback.ulaw"), ulaw).unwrap();
+            // One second of the phone's voice: 3 Hz AM, so the loop is seamless and
+            // the mixer's encoder does not take it for steady background noise.
+            let voice: Vec<i16> = (0..8000)
+                .map(|n| am_sample(PHONE_VOICE_HZ, 8000, n, 8000.0))
+                .collect();
+            let mut ulaw = Vec::new();
+            G711::Pcmu.encode(&voice, &mut ulaw);
+            std::fs::write(dir.path().join("voice.ulaw"), ulaw).unwrap();
             cmd.args(["-sf", "far.xml"]);
         }
     }
@@ -432,9 +467,55 @@ async fn server_with(
     (server, dir)
 }
 
+/// Sample `n` of a `freq` Hz sine at `rate`, amplitude-modulated ±30 % at 3 Hz
+/// (peak `peak`): both whole hertz, so a second of it loops seamlessly.
+fn am_sample(freq: f64, rate: u32, n: u64, peak: f64) -> i16 {
+    let t = (n % u64::from(rate)) as f64 / f64::from(rate);
+    let envelope = 1.0 + 0.3 * (TAU * 3.0 * t).sin();
+    (peak / 1.3 * envelope * (TAU * freq * t).sin()).round() as i16
+}
+
+/// A talker for the group test: an AM tone at 48 kHz (a steady sine would be
+/// thinned out by the mixer's DTX after a while).
+struct AmTone {
+    freq: f64,
+    n: u64,
+    name: String,
+}
+
+impl AudioSource for AmTone {
+    fn read_frame(&mut self, frame: &mut [i16]) -> Result<SourceState, AudioIoError> {
+        for s in frame.iter_mut() {
+            *s = am_sample(self.freq, 48_000, self.n, 8192.0);
+            self.n += 1;
+        }
+        Ok(SourceState::Active)
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// The share of the power of `samples` at `freq` (0..1), over 20 ms frames (whole
+/// cycles of every test frequency, so their Goertzel powers do not leak).
+fn share(samples: &[i16], freq: f64) -> f64 {
+    let (mut at, mut all) = (0.0, 0.0);
+    for frame in samples.chunks_exact(960) {
+        at += goertzel_power(frame, freq, 48_000);
+        all += mean_square(frame);
+    }
+    at / all.max(1e-9)
+}
+
 /// A native client whose token may call phone numbers.
 async fn client(server: &RunningServer) -> (SignalingClient, EventStream) {
-    let user = UserId::new("alice").unwrap();
+    client_named(server, "alice").await
+}
+
+/// [`client`] for user `name`.
+async fn client_named(server: &RunningServer, name: &str) -> (SignalingClient, EventStream) {
+    let user = UserId::new(name).unwrap();
     let scopes = Scopes::from(Scope::Voip).with(Scope::Pstn);
     let token = server.issue_token(&user, scopes, Duration::from_secs(3600));
     let endpoint = Endpoint::ws(format!("ws://{}/v1/signaling", server.http_addr()));
@@ -658,6 +739,114 @@ async fn a_phone_that_never_answers_is_cancelled_with_408() {
     let exit = sipp.exit().await;
     assert!(exit.success(), "sipp failed: {exit}");
     handle.close().await;
+    server.shut_down().await;
+}
+
+/// Dial-out from a group call: alice calls bob and the phone at once; everyone hears
+/// the others (the phone through G.711 into the mixer) and not themselves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_call_dials_out_and_everyone_hears_the_phone() {
+    if !have_sipp() {
+        return;
+    }
+    const ALICE_HZ: f64 = 500.0;
+    const BOB_HZ: f64 = 700.0;
+    let mut sipp = sipp_uas(Far::AnswerAndTalk).await;
+    let (server, _dir) = server(sipp.addr).await;
+    let (alice, mut alice_events) = client_named(&server, "alice").await;
+    let (bob, mut bob_events) = client_named(&server, "bob").await;
+    let phone = Identifier::phone(NUMBER).unwrap();
+    let call = alice
+        .start_call(
+            &[Identifier::user("bob").unwrap(), phone],
+            JoinOptions::default(),
+        )
+        .await
+        .unwrap();
+    let incoming = tokio::time::timeout(GUARD, async {
+        loop {
+            if let Some(Event::IncomingCall { call_id, .. }) = bob_events.recv().await {
+                return call_id;
+            }
+        }
+    })
+    .await
+    .expect("bob is rung");
+    assert_eq!(incoming, call);
+    bob.accept(&call, JoinOptions::default()).await.unwrap();
+    until_state(&mut bob_events, &call, CallState::Connected).await;
+    until_state(&mut alice_events, &call, CallState::Connected).await;
+
+    let mut taps: Vec<(&str, MemoryTap, f64)> = Vec::new();
+    let mut handles = Vec::new();
+    for (name, handle, freq) in [("alice", &alice, ALICE_HZ), ("bob", &bob, BOB_HZ)] {
+        let (sink, tap) = MemorySink::bounded(Duration::from_secs(2));
+        let voice = AmTone {
+            freq,
+            n: 0,
+            name: format!("{name}'s voice"),
+        };
+        let mut options = AudioOptions::new(voice, sink);
+        options.media = CallMediaConfig::with_opus(OpusConfig {
+            dtx: false,
+            ..OpusConfig::default()
+        });
+        let audio = handle.start_audio(&call, options).await.unwrap();
+        tokio::time::timeout(GUARD, audio.wait_connected())
+            .await
+            .expect("audio connects in time")
+            .unwrap();
+        taps.push((name, tap, freq));
+        handles.push(audio);
+    }
+    // Each hears the other and the phone, and not itself (mix-minus).
+    let window = Duration::from_secs(1);
+    let started = tokio::time::Instant::now();
+    loop {
+        let mut complaints = Vec::new();
+        for (name, tap, own) in &taps {
+            let (heard, played) = (tap.last(window), tap.written());
+            let other = if *own == ALICE_HZ { BOB_HZ } else { ALICE_HZ };
+            let (o, p, me) = (
+                share(&heard, other),
+                share(&heard, PHONE_VOICE_HZ),
+                share(&heard, *own),
+            );
+            if played < samples(window) || o < 0.2 || p < 0.2 || me > 0.05 {
+                complaints.push(format!(
+                    "{name}: other {o:.2}, phone {p:.2}, own {me:.2} of the power ({played} samples played)"
+                ));
+            }
+        }
+        if complaints.is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed() < GUARD,
+            "not everyone hears the others: {complaints:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (name, tap, _) in &taps {
+        let heard = tap.last(window);
+        eprintln!(
+            "{name} hears the phone at {:.2} of the power",
+            share(&heard, PHONE_VOICE_HZ)
+        );
+    }
+
+    // The phone is the only local participant: the room handed it its mix.
+    let stats = server.media_stats().await.unwrap();
+    assert!(stats.local_out > 0, "{stats:?}");
+
+    // The last human leaving ends the call: the phone gets its BYE.
+    alice.hang_up(&call, false).await.unwrap();
+    bob.hang_up(&call, false).await.unwrap();
+    until_state(&mut bob_events, &call, CallState::Disconnected).await;
+    let exit = sipp.exit().await;
+    assert!(exit.success(), "sipp failed: {exit}");
+    alice.close().await;
+    bob.close().await;
     server.shut_down().await;
 }
 
