@@ -23,6 +23,8 @@
 //!   the least forwarding code on the same str0m `Rtc`s: the difference is our own
 //!   forwarding overhead. The stderr line per bench gives the figures per packet, per
 //!   subscriber packet, per frame, in wall and thread CPU time.
+//!   `ringwire_101_calls/2` is the 3-party call on a server that holds 100 more calls
+//!   (one joined participant each, idle): what other calls add to one call's forwarding.
 //! - `video_router_receivers/N`: the router's decision alone, per frame: who receives
 //!   a stream among N subscribers ([`Router::receivers`], collected into a `Vec` as the
 //!   server's forwarding does).
@@ -163,6 +165,10 @@ fn sfu_forward(c: &mut Criterion) {
         forward_one(&mut group, "ringwire", n, Ringwire::new);
         forward_one(&mut group, "bare_str0m", n, BareSfu::new);
     }
+    // The same call of 1 + 2 on a server that holds 100 other (idle) calls.
+    forward_one(&mut group, "ringwire_101_calls", 2, || {
+        Ringwire::with_idle_rooms(100)
+    });
     group.finish();
 }
 

@@ -113,6 +113,22 @@ impl Ringwire {
         }
     }
 
+    /// A server that also holds `rooms` other calls, each with one participant who
+    /// joined and never connected: what the forwarding path of one call costs on a
+    /// server carrying others.
+    #[must_use]
+    pub fn with_idle_rooms(rooms: usize) -> Self {
+        let mut sfu = Self::new();
+        let now = Instant::now();
+        for call in 0..rooms {
+            let call = u32::try_from(call).expect("rooms fit in u32") + CALL + 1;
+            sfu.server
+                .join(&call, &0, now)
+                .expect("the default mixer settings are valid");
+        }
+        sfu
+    }
+
     /// The server.
     #[must_use]
     pub fn server(&self) -> &MediaServer<u32, u32> {
