@@ -24,7 +24,9 @@ use std::net::{SocketAddr, UdpSocket as StdUdp};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
-use ringwire_calling::{AudioOptions, ConnectOptions, Endpoint, EventStream, SignalingClient};
+use ringwire_calling::{
+    AudioHandle, AudioOptions, ConnectOptions, Endpoint, EventStream, SignalingClient,
+};
 use std::f64::consts::TAU;
 
 use ringwire_media::analysis::{goertzel_power, mean_square, tone};
@@ -777,63 +779,9 @@ async fn a_group_call_dials_out_and_everyone_hears_the_phone() {
     until_state(&mut bob_events, &call, CallState::Connected).await;
     until_state(&mut alice_events, &call, CallState::Connected).await;
 
-    let mut taps: Vec<(&str, MemoryTap, f64)> = Vec::new();
-    let mut handles = Vec::new();
-    for (name, handle, freq) in [("alice", &alice, ALICE_HZ), ("bob", &bob, BOB_HZ)] {
-        let (sink, tap) = MemorySink::bounded(Duration::from_secs(2));
-        let voice = AmTone {
-            freq,
-            n: 0,
-            name: format!("{name}'s voice"),
-        };
-        let mut options = AudioOptions::new(voice, sink);
-        options.media = CallMediaConfig::with_opus(OpusConfig {
-            dtx: false,
-            ..OpusConfig::default()
-        });
-        let audio = handle.start_audio(&call, options).await.unwrap();
-        tokio::time::timeout(GUARD, audio.wait_connected())
-            .await
-            .expect("audio connects in time")
-            .unwrap();
-        taps.push((name, tap, freq));
-        handles.push(audio);
-    }
-    // Each hears the other and the phone, and not itself (mix-minus).
-    let window = Duration::from_secs(1);
-    let started = tokio::time::Instant::now();
-    loop {
-        let mut complaints = Vec::new();
-        for (name, tap, own) in &taps {
-            let (heard, played) = (tap.last(window), tap.written());
-            let other = if *own == ALICE_HZ { BOB_HZ } else { ALICE_HZ };
-            let (o, p, me) = (
-                share(&heard, other),
-                share(&heard, PHONE_VOICE_HZ),
-                share(&heard, *own),
-            );
-            if played < samples(window) || o < 0.2 || p < 0.2 || me > 0.05 {
-                complaints.push(format!(
-                    "{name}: other {o:.2}, phone {p:.2}, own {me:.2} of the power ({played} samples played)"
-                ));
-            }
-        }
-        if complaints.is_empty() {
-            break;
-        }
-        assert!(
-            started.elapsed() < GUARD,
-            "not everyone hears the others: {complaints:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    for (name, tap, _) in &taps {
-        let heard = tap.last(window);
-        eprintln!(
-            "{name} hears the phone at {:.2} of the power",
-            share(&heard, PHONE_VOICE_HZ)
-        );
-    }
+    let a = Ear::start(&alice, &call, "alice", ALICE_HZ).await;
+    let b = Ear::start(&bob, &call, "bob", BOB_HZ).await;
+    until_everyone_hears_the_others(&[(&a, BOB_HZ), (&b, ALICE_HZ)]).await;
 
     // The phone is the only local participant: the room handed it its mix.
     let stats = server.media_stats().await.unwrap();
@@ -848,6 +796,129 @@ async fn a_group_call_dials_out_and_everyone_hears_the_phone() {
     alice.close().await;
     bob.close().await;
     server.shut_down().await;
+}
+
+/// Promotion: alice in a 1:1 call with a phone adds bob; the call becomes a group
+/// call and nobody is dropped: everyone hears the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_one_to_one_phone_call_promoted_to_a_group_keeps_the_phone() {
+    if !have_sipp() {
+        return;
+    }
+    const ALICE_HZ: f64 = 500.0;
+    const BOB_HZ: f64 = 700.0;
+    let mut sipp = sipp_uas(Far::AnswerAndTalk).await;
+    let (server, _dir) = server(sipp.addr).await;
+    let (alice, mut alice_events) = client_named(&server, "alice").await;
+    let (bob, mut bob_events) = client_named(&server, "bob").await;
+    let call = dial(&alice).await;
+    until_state(&mut alice_events, &call, CallState::Connected).await;
+    let a = Ear::start(&alice, &call, "alice", ALICE_HZ).await;
+
+    let bob_id = Identifier::user("bob").unwrap();
+    alice.add_participant(&call, &bob_id).await.unwrap();
+    let incoming = tokio::time::timeout(GUARD, async {
+        loop {
+            if let Some(Event::IncomingCall { call_id, .. }) = bob_events.recv().await {
+                return call_id;
+            }
+        }
+    })
+    .await
+    .expect("bob is rung");
+    assert_eq!(incoming, call);
+    bob.accept(&call, JoinOptions::default()).await.unwrap();
+    until_state(&mut bob_events, &call, CallState::Connected).await;
+    let b = Ear::start(&bob, &call, "bob", BOB_HZ).await;
+    until_everyone_hears_the_others(&[(&a, BOB_HZ), (&b, ALICE_HZ)]).await;
+    assert_eq!(
+        alice.call(&call).await.unwrap().unwrap().state(),
+        CallState::Connected
+    );
+
+    alice.hang_up(&call, false).await.unwrap();
+    bob.hang_up(&call, false).await.unwrap();
+    until_state(&mut bob_events, &call, CallState::Disconnected).await;
+    let exit = sipp.exit().await;
+    assert!(exit.success(), "sipp failed: {exit}");
+    alice.close().await;
+    bob.close().await;
+    server.shut_down().await;
+}
+
+/// One client's audio in a group test: it sends an AM tone and records what it plays.
+struct Ear {
+    name: &'static str,
+    own: f64,
+    tap: MemoryTap,
+    _audio: AudioHandle,
+}
+
+impl Ear {
+    async fn start(handle: &SignalingClient, call: &CallId, name: &'static str, freq: f64) -> Ear {
+        let (sink, tap) = MemorySink::bounded(Duration::from_secs(2));
+        let voice = AmTone {
+            freq,
+            n: 0,
+            name: format!("{name}'s voice"),
+        };
+        let mut options = AudioOptions::new(voice, sink);
+        options.media = CallMediaConfig::with_opus(OpusConfig {
+            dtx: false,
+            ..OpusConfig::default()
+        });
+        let audio = handle.start_audio(call, options).await.unwrap();
+        tokio::time::timeout(GUARD, audio.wait_connected())
+            .await
+            .expect("audio connects in time")
+            .unwrap();
+        Ear {
+            name,
+            own: freq,
+            tap,
+            _audio: audio,
+        }
+    }
+}
+
+/// Waits until each ear hears its `other` and the phone over the last second, and
+/// not itself (mix-minus).
+async fn until_everyone_hears_the_others(ears: &[(&Ear, f64)]) {
+    let window = Duration::from_secs(1);
+    let started = tokio::time::Instant::now();
+    loop {
+        let mut complaints = Vec::new();
+        for (ear, other) in ears {
+            let (heard, played) = (ear.tap.last(window), ear.tap.written());
+            let (o, p, me) = (
+                share(&heard, *other),
+                share(&heard, PHONE_VOICE_HZ),
+                share(&heard, ear.own),
+            );
+            if played < samples(window) || o < 0.2 || p < 0.2 || me > 0.05 {
+                complaints.push(format!(
+                    "{}: other {o:.2}, phone {p:.2}, own {me:.2} of the power ({played} samples played)",
+                    ear.name
+                ));
+            }
+        }
+        if complaints.is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed() < GUARD,
+            "not everyone hears the others: {complaints:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (ear, _) in ears {
+        let heard = ear.tap.last(window);
+        eprintln!(
+            "{} hears the phone at {:.2} of the power",
+            ear.name,
+            share(&heard, PHONE_VOICE_HZ)
+        );
+    }
 }
 
 /// A trunk that challenges the INVITE gets our digest credentials (MD5, qop=auth,
