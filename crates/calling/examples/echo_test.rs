@@ -46,6 +46,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     println!("calling the echo service: {}", call.id());
     let mut events = call.events();
+    // Events before `events()` are not replayed; the accessors show where we are.
+    println!("state: {:?}", call.state());
 
     // Follow the call, and measure the tone in what plays every half second.
     let mut best_snr = f64::NEG_INFINITY;

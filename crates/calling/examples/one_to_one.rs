@@ -91,6 +91,8 @@ fn tone_audio(freq: f64, sink: MemorySink) -> Result<AudioOptions, Box<dyn std::
 /// well the other side's tone is heard, until the call ends.
 async fn follow(call: &Call, tap: &MemoryTap, hears: f64) {
     let mut events = call.events();
+    // Events before `events()` are not replayed; the accessors show where we are.
+    println!("state: {:?}", call.state());
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {

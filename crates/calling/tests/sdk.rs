@@ -9,6 +9,7 @@
 
 use std::f64::consts::TAU;
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 #[path = "support/harness.rs"]
@@ -17,14 +18,21 @@ mod harness;
 use harness::{GUARD, Harness, Kind};
 use ringwire_calling::{
     AcceptCallOptions, AudioOptions, Call, CallAgent, CallClient, CallClientOptions, CallEvent,
-    ConnectOptions, HangUpOptions, IncomingCall, JoinCallOptions, StartCallOptions,
+    ConnectOptions, HangUpOptions, IncomingCall, JoinCallOptions, RemoteVideo, StartCallOptions,
+    VideoOptions,
 };
-use ringwire_media::audio_io::{AudioIoError, AudioSource, MemorySink, MemoryTap, SourceState};
+use ringwire_media::audio_io::{
+    AudioIoError, AudioSource, MemorySink, MemoryTap, NullSink, SourceState,
+};
 use ringwire_media::client::CallMediaConfig;
 use ringwire_media::codec::{OpusConfig, SAMPLE_RATE};
+use ringwire_media::video::{
+    FrameRate, TestPatternSource, VideoFormat, VideoFrame, VideoIoError, VideoSink,
+};
 use ringwire_signaling::session::Direction;
 use ringwire_signaling::{
-    CallState, EndReason, GroupId, Identifier, ParticipantState, Scope, Scopes, UserId,
+    CallState, EndReason, GroupId, Identifier, ParticipantState, Scope, Scopes, UserId, VideoKind,
+    VideoSize, VideoStream,
 };
 
 /// Longest audio content may take to show before the test fails.
@@ -79,6 +87,63 @@ fn voice(freq: f64) -> (AudioOptions, MemoryTap) {
         ..OpusConfig::default()
     });
     (options, tap)
+}
+
+/// The sender tags of every picture decoded from any remote stream, in order.
+#[derive(Clone, Default)]
+struct Seen(Arc<Mutex<Vec<u32>>>);
+
+impl VideoSink for Seen {
+    fn write_frame(&mut self, frame: &VideoFrame) -> Result<(), VideoIoError> {
+        if let Some(tag) = TestPatternSource::sender(frame) {
+            self.0.lock().unwrap().push(tag);
+        }
+        Ok(())
+    }
+
+    fn name(&self) -> &str {
+        "sender tags"
+    }
+}
+
+impl Seen {
+    /// How many pictures from sender `tag` were decoded.
+    fn count(&self, tag: u32) -> usize {
+        self.0.lock().unwrap().iter().filter(|t| **t == tag).count()
+    }
+}
+
+/// Audio (a tone, nothing played) with video: a send section, and remote pictures'
+/// sender tags into `seen`.
+fn with_video(freq: f64, seen: &Seen) -> AudioOptions {
+    let seen = seen.clone();
+    let video = VideoOptions::new()
+        .with_slots(2)
+        .with_renderer(move |_: &RemoteVideo| Box::new(seen.clone()) as Box<dyn VideoSink>);
+    let source = Voice {
+        freq,
+        n: 0,
+        name: format!("am tone {freq} Hz"),
+    };
+    AudioOptions::new(source, NullSink::default()).with_video(video)
+}
+
+/// Polls every 100 ms until `seen` holds 5 pictures from sender `tag`.
+async fn until_decoded(who: &str, seen: &Seen, tag: u32) {
+    let started = tokio::time::Instant::now();
+    while seen.count(tag) < 5 {
+        assert!(
+            started.elapsed() < AUDIO_GUARD,
+            "{who} did not decode 5 pictures of sender {tag} within {AUDIO_GUARD:?}: {}",
+            seen.count(tag)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn pattern(width: u32, height: u32, tag: u32) -> TestPatternSource {
+    let format = VideoFormat::new(width, height, FrameRate::per_second(15).unwrap()).unwrap();
+    TestPatternSource::new(format).unwrap().with_sender(tag)
 }
 
 async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
@@ -406,5 +471,113 @@ async fn dropping_every_handle_of_a_call_hangs_it_up() {
         .await;
         assert_eq!(call.state(), CallState::Connected);
     }
+    h.server.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn camera_and_screen_share_show_in_the_other_sides_roster_and_decode() {
+    let h = Harness::start().await;
+    let alice = user(&h, "alice", 1).await;
+    let bob = user(&h, "bob", 2).await;
+    let (alice_seen, bob_seen) = (Seen::default(), Seen::default());
+    let a = alice
+        .agent
+        .start_call(
+            std::slice::from_ref(&bob.id),
+            StartCallOptions::new().with_audio(with_video(ALICE_HZ, &alice_seen)),
+        )
+        .await
+        .unwrap();
+    let b = incoming(&bob)
+        .await
+        .accept(AcceptCallOptions::new().with_audio(with_video(BOB_HZ, &bob_seen)))
+        .await
+        .unwrap();
+    within("alice's media", a.wait_media_connected())
+        .await
+        .unwrap();
+    within("bob's media", b.wait_media_connected())
+        .await
+        .unwrap();
+
+    // Camera: bob's roster shows it with its size, and bob decodes alice's pattern.
+    a.start_video(pattern(320, 180, 1)).await.unwrap();
+    let camera = VideoStream {
+        kind: VideoKind::Camera,
+        size: Some(VideoSize::new(320, 180)),
+    };
+    until_participant(&b, &alice.id, "with a 320x180 camera", |p| {
+        p.video_streams() == [camera]
+    })
+    .await;
+    assert_eq!(a.local_video(), [camera]);
+    until_decoded("bob", &bob_seen, 1).await;
+
+    // Switching the source announces the new size.
+    a.switch_source(pattern(480, 270, 1)).await.unwrap();
+    until_participant(&b, &alice.id, "with a 480x270 camera", |p| {
+        p.video_streams()
+            .iter()
+            .any(|s| s.size == Some(VideoSize::new(480, 270)))
+    })
+    .await;
+
+    // Screen share replaces the camera.
+    a.stop_video().await.unwrap();
+    until_participant(&b, &alice.id, "without video", |p| {
+        p.video_streams().is_empty()
+    })
+    .await;
+    a.start_screen_sharing(pattern(640, 360, 2)).await.unwrap();
+    until_participant(&b, &alice.id, "sharing the screen", |p| {
+        p.video_streams()
+            .iter()
+            .any(|s| s.kind == VideoKind::ScreenShare)
+    })
+    .await;
+    until_decoded("bob", &bob_seen, 2).await;
+    a.stop_screen_sharing().await.unwrap();
+    until_participant(&b, &alice.id, "without video again", |p| {
+        p.video_streams().is_empty()
+    })
+    .await;
+    assert_eq!(
+        alice_seen.count(1) + alice_seen.count(2),
+        0,
+        "alice sees herself"
+    );
+    h.server.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn echo_service_plays_the_callers_tone_back() {
+    let h = Harness::start().await;
+    let alice = user(&h, "alice", 1).await;
+    let (audio, ear) = voice(ALICE_HZ);
+    let call = alice
+        .agent
+        .start_call(
+            &[Identifier::EchoService],
+            StartCallOptions::new().with_audio(audio),
+        )
+        .await
+        .unwrap();
+    until_state(&call, CallState::Connected).await;
+    // The service records about 5 s before it plays back: wait on content.
+    let started = tokio::time::Instant::now();
+    while !ear.has_tone(ALICE_HZ, WINDOW) {
+        assert!(
+            started.elapsed() < AUDIO_GUARD,
+            "alice's tone did not come back within {AUDIO_GUARD:?}: {:.1} dB",
+            ear.tone_snr(ALICE_HZ, WINDOW)
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Then the service hangs up with a normal end reason.
+    tokio::time::timeout(AUDIO_GUARD, call.wait_for_state(CallState::Disconnected))
+        .await
+        .expect("the echo service hangs up")
+        .unwrap();
+    assert_eq!(call.end_reason().map(|r| r.code), Some(0), "a normal end");
     h.server.shut_down().await;
 }

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use futures_core::Stream;
 use ringwire_signaling::{CallId, ConnectionState, Event, GroupId, Identifier};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use super::call::{Call, CallEvent, CallInner, CallSlot, RemoteParticipant, Snapshot};
@@ -51,8 +51,9 @@ pub(crate) struct AgentShared {
     pub(crate) client: SignalingClient,
     routes: Arc<Routes>,
     incoming: tokio::sync::Mutex<mpsc::UnboundedReceiver<IncomingCall>>,
-    /// Asks the dispatcher to take a fresh snapshot of a call just registered.
-    refresh: mpsc::UnboundedSender<CallId>,
+    /// Asks the dispatcher to take a fresh snapshot of a call (after a command, or
+    /// when it was just registered), and says when that is done.
+    refresh: mpsc::UnboundedSender<(CallId, oneshot::Sender<()>)>,
     dispatcher: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -233,7 +234,7 @@ impl AgentShared {
                 },
             );
         // Events that came before the route was in place were not applied.
-        let _ = self.refresh.send(id.clone());
+        self.sync(&id).await;
         let MediaChoice { audio, video, .. } = media;
         if let Some(audio) = audio {
             call.start_audio(audio).await?;
@@ -250,6 +251,15 @@ impl AgentShared {
                 .await?;
         }
         Ok(call)
+    }
+
+    /// Brings call `id`'s snapshot up to date with the session (the dispatcher is the
+    /// only writer, so snapshots never go back in time).
+    pub(crate) async fn sync(&self, id: &CallId) {
+        let (done, synced) = oneshot::channel();
+        if self.refresh.send((id.clone(), done)).is_ok() {
+            let _ = synced.await;
+        }
     }
 
     /// A call's last handle is gone: stop routing to it.
@@ -324,15 +334,20 @@ struct Dispatcher {
 }
 
 impl Dispatcher {
-    async fn run(self, mut events: EventStream, mut refresh: mpsc::UnboundedReceiver<CallId>) {
+    async fn run(
+        self,
+        mut events: EventStream,
+        mut refresh: mpsc::UnboundedReceiver<(CallId, oneshot::Sender<()>)>,
+    ) {
         loop {
             tokio::select! {
                 event = events.recv() => match event {
                     Some(event) => self.handle(event).await,
                     None => break,
                 },
-                Some(id) = refresh.recv() => {
+                Some((id, done)) = refresh.recv() => {
                     self.refresh(&id).await;
+                    let _ = done.send(());
                 }
             }
         }

@@ -291,7 +291,8 @@ impl Call {
     /// # Errors
     /// [`Error::Session`] when the call is not in progress; [`Error::Closed`].
     pub async fn mute(&self) -> Result<(), Error> {
-        self.inner.agent.client.mute(&self.inner.id).await
+        let result = self.inner.agent.client.mute(&self.inner.id).await;
+        self.synced(result).await
     }
 
     /// Unmutes our microphone.
@@ -299,7 +300,8 @@ impl Call {
     /// # Errors
     /// As [`Call::mute`].
     pub async fn unmute(&self) -> Result<(), Error> {
-        self.inner.agent.client.unmute(&self.inner.id).await
+        let result = self.inner.agent.client.unmute(&self.inner.id).await;
+        self.synced(result).await
     }
 
     /// Puts the call on hold: no audio either way until [`Call::resume`].
@@ -307,7 +309,8 @@ impl Call {
     /// # Errors
     /// [`Error::Session`] unless the call is connected; [`Error::Closed`].
     pub async fn hold(&self) -> Result<(), Error> {
-        self.inner.agent.client.hold(&self.inner.id).await
+        let result = self.inner.agent.client.hold(&self.inner.id).await;
+        self.synced(result).await
     }
 
     /// Takes the call off hold.
@@ -315,7 +318,8 @@ impl Call {
     /// # Errors
     /// [`Error::Session`] unless we hold the call; [`Error::Closed`].
     pub async fn resume(&self) -> Result<(), Error> {
-        self.inner.agent.client.resume(&self.inner.id).await
+        let result = self.inner.agent.client.resume(&self.inner.id).await;
+        self.synced(result).await
     }
 
     /// Starts the call's media when it was made without
@@ -372,11 +376,13 @@ impl Call {
     /// # Errors
     /// As [`SignalingClient::start_video`](crate::SignalingClient::start_video).
     pub async fn start_video(&self, source: impl VideoSource + 'static) -> Result<(), Error> {
-        self.inner
+        let result = self
+            .inner
             .agent
             .client
             .start_video(&self.inner.id, VideoKind::Camera, source)
-            .await
+            .await;
+        self.synced(result).await
     }
 
     /// Stops the camera video; does nothing when no camera is sent.
@@ -392,11 +398,13 @@ impl Call {
     /// # Errors
     /// As [`SignalingClient::switch_video_source`](crate::SignalingClient::switch_video_source).
     pub async fn switch_source(&self, source: impl VideoSource + 'static) -> Result<(), Error> {
-        self.inner
+        let result = self
+            .inner
             .agent
             .client
             .switch_video_source(&self.inner.id, source)
-            .await
+            .await;
+        self.synced(result).await
     }
 
     /// Starts sharing the screen from `source` (stop the camera first).
@@ -407,11 +415,13 @@ impl Call {
         &self,
         source: impl VideoSource + 'static,
     ) -> Result<(), Error> {
-        self.inner
+        let result = self
+            .inner
             .agent
             .client
             .start_video(&self.inner.id, VideoKind::ScreenShare, source)
-            .await
+            .await;
+        self.synced(result).await
     }
 
     /// Stops sharing the screen; does nothing when it is not shared.
@@ -422,9 +432,18 @@ impl Call {
         self.stop_kind(VideoKind::ScreenShare).await
     }
 
+    /// Passes `result` on once this call's snapshot shows what the command did.
+    async fn synced(&self, result: Result<(), Error>) -> Result<(), Error> {
+        if result.is_ok() {
+            self.inner.agent.sync(&self.inner.id).await;
+        }
+        result
+    }
+
     async fn stop_kind(&self, kind: VideoKind) -> Result<(), Error> {
         if self.local_video().iter().any(|s| s.kind == kind) {
-            self.inner.agent.client.stop_video(&self.inner.id).await
+            let result = self.inner.agent.client.stop_video(&self.inner.id).await;
+            self.synced(result).await
         } else {
             Ok(())
         }
@@ -439,11 +458,13 @@ impl Call {
         max_videos: Option<u8>,
         pinned: Option<Identifier>,
     ) -> Result<(), Error> {
-        self.inner
+        let result = self
+            .inner
             .agent
             .client
             .set_video_preferences(&self.inner.id, max_videos, pinned)
-            .await
+            .await;
+        self.synced(result).await
     }
 
     /// Invites `target` into the call (a 1:1 call becomes a group call).
@@ -451,11 +472,13 @@ impl Call {
     /// # Errors
     /// [`Error::Session`] when the call is not in progress; [`Error::Closed`].
     pub async fn add_participant(&self, target: &Identifier) -> Result<(), Error> {
-        self.inner
+        let result = self
+            .inner
             .agent
             .client
             .add_participant(&self.inner.id, target)
-            .await
+            .await;
+        self.synced(result).await
     }
 
     /// Removes `target` from the call.
@@ -463,11 +486,13 @@ impl Call {
     /// # Errors
     /// As [`Call::add_participant`].
     pub async fn remove_participant(&self, target: &Identifier) -> Result<(), Error> {
-        self.inner
+        let result = self
+            .inner
             .agent
             .client
             .remove_participant(&self.inner.id, target)
-            .await
+            .await;
+        self.synced(result).await
     }
 
     /// Leaves the call, or with [`HangUpOptions::for_everyone`] ends it for all.
@@ -477,11 +502,13 @@ impl Call {
     /// # Errors
     /// [`Error::Session`] when the call is already over; [`Error::Closed`].
     pub async fn hang_up(&self, options: HangUpOptions) -> Result<(), Error> {
-        self.inner
+        let result = self
+            .inner
             .agent
             .client
             .hang_up(&self.inner.id, options.for_everyone)
-            .await
+            .await;
+        self.synced(result).await
     }
 }
 

@@ -12,7 +12,9 @@
 //! Every handle is `Clone` and `Send` and holds an `Arc`. One task per agent reads
 //! the signaling session's events, takes the session's view of the call they are
 //! about (the session stays the source of truth) and then passes the event on: when
-//! a [`CallEvent`] arrives, the [`Call`]'s accessors already show it. Dropping the
+//! a [`CallEvent`] arrives, the [`Call`]'s accessors already show it, and when a
+//! command returns they show its local effect (the server's answer comes as events).
+//! Dropping the
 //! last handle of a live call hangs it up; dropping the last handle of an agent hangs
 //! up its calls and disconnects.
 //!
