@@ -12,7 +12,11 @@
 //!   call shows EarlyMedia and the caller hears the tone; hanging up CANCELs.
 //! - sipp rings and never answers: the gateway gives up after the ring timeout with
 //!   CANCEL, and the client hears 408.
-//! - A destination country the trunk does not allow ends with 403 before any SIP.
+//! - A destination country the trunk does not allow ends with 403 before any SIP; so
+//!   does a dial without the `pstn` scope; without `[pstn]` phone calls end with 480.
+//! - Group calls: dial-out from a group call, and a 1:1 phone call promoted to a group
+//!   call; everyone hears the others (the phone's AM tone through G.711 into the mixer).
+//! - A trunk that challenges with digest gets our credentials; per-caller caps.
 //!
 //! Skipped (with a message) when `sipp` is not installed (`apt install sip-tester`),
 //! except under CI (`CI` set), where a missing sipp fails them: setup installs it.
@@ -517,8 +521,16 @@ async fn client(server: &RunningServer) -> (SignalingClient, EventStream) {
 
 /// [`client`] for user `name`.
 async fn client_named(server: &RunningServer, name: &str) -> (SignalingClient, EventStream) {
+    client_with(server, name, Scopes::from(Scope::Voip).with(Scope::Pstn)).await
+}
+
+/// A native client for `name` whose token has `scopes`.
+async fn client_with(
+    server: &RunningServer,
+    name: &str,
+    scopes: Scopes,
+) -> (SignalingClient, EventStream) {
     let user = UserId::new(name).unwrap();
-    let scopes = Scopes::from(Scope::Voip).with(Scope::Pstn);
     let token = server.issue_token(&user, scopes, Duration::from_secs(3600));
     let endpoint = Endpoint::ws(format!("ws://{}/v1/signaling", server.http_addr()));
     let mut options = ConnectOptions::default();
@@ -990,6 +1002,45 @@ async fn a_caller_over_its_concurrent_cap_is_refused() {
     until_state(&mut events, &first, CallState::Disconnected).await;
     let exit = sipp.exit().await;
     assert!(exit.success(), "sipp failed: {exit}");
+    handle.close().await;
+    server.shut_down().await;
+}
+
+/// Without `[pstn]` the server runs no gateway and phone calls end with 480.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_trunk_phone_calls_are_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ServerConfig {
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        quic_addr: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.path().to_path_buf(),
+        ..ServerConfig::default()
+    };
+    let server = Server::start(config).await.unwrap();
+    assert_eq!(server.sip_addr(), None);
+    let (handle, mut events) = client(&server).await;
+    let call = dial(&handle).await;
+    let reason = until_state(&mut events, &call, CallState::Disconnected)
+        .await
+        .unwrap();
+    assert_eq!((reason.code, reason.subcode), (480, 4800), "{reason:?}");
+    handle.close().await;
+    server.shut_down().await;
+}
+
+/// Dialing out needs the `pstn` scope: without it the call ends with 403 before the
+/// gateway hears of it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dial_out_needs_the_pstn_scope() {
+    let nowhere = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let (server, _dir) = server(nowhere).await;
+    let (handle, mut events) = client_with(&server, "alice", Scopes::from(Scope::Voip)).await;
+    let call = dial(&handle).await;
+    let reason = until_state(&mut events, &call, CallState::Disconnected)
+        .await
+        .unwrap();
+    assert_eq!(reason.code, 403, "{reason:?}");
+    assert!(reason.message.contains("pstn"), "{reason:?}");
     handle.close().await;
     server.shut_down().await;
 }
