@@ -313,6 +313,21 @@ impl Av1Decoder {
     /// [`VideoCodecError::Decode`] for corrupt data; [`VideoCodecError::Unsupported`]
     /// for pictures that are not 8-bit 4:2:0.
     pub fn decode(&mut self, data: &[u8], frame: &mut VideoFrame) -> Result<bool, VideoCodecError> {
+        let decoded = self.decode_unit(data, frame);
+        if decoded.is_err() {
+            // dav1d can refuse every later unit, clean key frames included, after a
+            // damaged key frame (found by the video_payload fuzz driver): start over,
+            // so the next key frame decodes.
+            self.decoder.flush();
+        }
+        decoded
+    }
+
+    fn decode_unit(
+        &mut self,
+        data: &[u8],
+        frame: &mut VideoFrame,
+    ) -> Result<bool, VideoCodecError> {
         let err = |e: dav1d::Error| VideoCodecError::Decode {
             codec: "AV1",
             reason: e.to_string(),

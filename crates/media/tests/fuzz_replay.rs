@@ -285,7 +285,6 @@ fn damaged_real_video_then_a_key_frame() {
 /// black whatever key frames come. Found with `video_payload`; `dav1d::Decoder::flush`
 /// after a decode error in `Av1Decoder::decode` recovers it.
 #[test]
-#[ignore = "Av1Decoder::decode needs to flush dav1d after an error (video_codec.rs)"]
 fn an_av1_decoder_recovers_after_a_damaged_key_frame() {
     let ops = vec![
         // The key frame cut short, then the vector's last unit (5 bytes).
