@@ -639,3 +639,35 @@ async fn dropping_every_handle_leaves_no_task_behind() {
     }
     h.server.shut_down().await;
 }
+
+#[tokio::test]
+async fn added_participant_joins_the_roster_and_removed_one_leaves_it() {
+    let h = Harness::start().await;
+    let alice = user(&h, "alice", 1).await;
+    let bob = user(&h, "bob", 2).await;
+    let carol = user(&h, "carol", 3).await;
+    let (a, b) = connected_pair(&alice, &bob).await;
+
+    a.add_participant(&carol.id).await.unwrap();
+    let ringing = incoming(&carol).await;
+    assert_eq!(ringing.id(), a.id());
+    let c = ringing.accept(AcceptCallOptions::new()).await.unwrap();
+    until_state(&c, CallState::Connected).await;
+    for call in [&a, &b] {
+        until_participant(call, &carol.id, "connected", |p| {
+            p.state() == ParticipantState::Connected
+        })
+        .await;
+    }
+
+    a.remove_participant(&carol.id).await.unwrap();
+    until_state(&c, CallState::Disconnected).await;
+    assert_eq!(c.end_reason(), Some(EndReason::removed()));
+    until(&format!("carol gone from {}", b.id()), &b, |call| {
+        call.remote_participant(&carol.id)
+            .is_none_or(|p| p.state() == ParticipantState::Disconnected)
+    })
+    .await;
+    assert_eq!(b.state(), CallState::Connected);
+    h.server.shut_down().await;
+}
