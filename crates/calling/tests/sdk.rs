@@ -358,18 +358,17 @@ async fn mute_shows_in_the_other_sides_remote_participant() {
     let alice = user(&h, "alice", 1).await;
     let bob = user(&h, "bob", 2).await;
     let (a, b) = connected_pair(&alice, &bob).await;
-    let mut alice_events = a.events();
+    let mut about_bob = a.participant_events(&bob.id);
 
     b.mute().await.unwrap();
     until("bob muted", &b, Call::is_muted).await;
     until_participant(&a, &bob.id, "muted", |p| p.is_muted()).await;
-    let update = within("alice's roster event", async {
+    // Bob's own event stream on alice's side says so too.
+    let update = within("an event about bob", async {
         loop {
-            match alice_events.recv().await {
-                Some(CallEvent::ParticipantUpdated(p)) if p.identifier() == &bob.id => {
-                    return p;
-                }
-                Some(_) => {}
+            match about_bob.recv().await {
+                Some(CallEvent::ParticipantUpdated(p)) if p.is_muted() => return p,
+                Some(other) => assert_eq!(other.participant(), Some(&bob.id)),
                 None => panic!("alice's events ended"),
             }
         }

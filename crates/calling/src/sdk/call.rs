@@ -106,6 +106,14 @@ pub struct CallEvents {
     missed: u64,
 }
 
+/// The [`CallEvent`]s about one remote participant (added, updated, removed, their
+/// video), from [`Call::participant_events`].
+#[derive(Debug)]
+pub struct ParticipantEvents {
+    events: CallEvents,
+    who: Identifier,
+}
+
 /// A handle to one call: cheap to clone, `Send`. Reading accessors show the
 /// signaling session's latest view of the call; commands go to the server.
 ///
@@ -258,6 +266,15 @@ impl Call {
         CallEvents {
             events: self.inner.slot.events.subscribe(),
             missed: 0,
+        }
+    }
+
+    /// The call's events about `identifier` from now on (whether or not they are in
+    /// the call yet).
+    pub fn participant_events(&self, identifier: &Identifier) -> ParticipantEvents {
+        ParticipantEvents {
+            events: self.events(),
+            who: identifier.clone(),
         }
     }
 
@@ -588,6 +605,40 @@ impl RemoteParticipant {
     /// Why they left, once they have and the server said.
     pub fn end_reason(&self) -> Option<&EndReason> {
         self.info.end_reason.as_ref()
+    }
+}
+
+impl CallEvent {
+    /// The remote participant the event is about, if it is about one.
+    pub fn participant(&self) -> Option<&Identifier> {
+        match self {
+            CallEvent::ParticipantAdded(p) | CallEvent::ParticipantUpdated(p) => {
+                Some(p.identifier())
+            }
+            CallEvent::ParticipantRemoved { identifier, .. } => Some(identifier),
+            CallEvent::RemoteVideoAdded { participant, .. }
+            | CallEvent::RemoteVideoChanged { participant, .. }
+            | CallEvent::RemoteVideoRemoved { participant, .. } => Some(participant),
+            _ => None,
+        }
+    }
+}
+
+impl ParticipantEvents {
+    /// Who the events are about.
+    pub fn participant(&self) -> &Identifier {
+        &self.who
+    }
+
+    /// The next event about the participant; `None` once every handle of the call
+    /// is gone.
+    pub async fn recv(&mut self) -> Option<CallEvent> {
+        loop {
+            let event = self.events.recv().await?;
+            if event.participant() == Some(&self.who) {
+                return Some(event);
+            }
+        }
     }
 }
 

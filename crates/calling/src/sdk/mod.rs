@@ -77,7 +77,7 @@ mod call;
 mod options;
 
 pub use agent::{CallAgent, CallClient, IncomingCall};
-pub use call::{Call, CallEvent, CallEvents, MediaStats, RemoteParticipant};
+pub use call::{Call, CallEvent, CallEvents, MediaStats, ParticipantEvents, RemoteParticipant};
 pub use options::{
     AcceptCallOptions, CallClientOptions, HangUpOptions, JoinCallOptions, LocalVideoStream,
     StartCallOptions,
