@@ -18,8 +18,8 @@ mod harness;
 use harness::{GUARD, Harness, Kind};
 use ringwire_calling::{
     AcceptCallOptions, AudioOptions, Call, CallAgent, CallClient, CallClientOptions, CallEvent,
-    ConnectOptions, HangUpOptions, IncomingCall, JoinCallOptions, RemoteVideo, StartCallOptions,
-    VideoOptions,
+    ConnectOptions, HangUpOptions, IncomingCall, JoinCallOptions, LocalVideoStream, RemoteVideo,
+    StartCallOptions, VideoOptions,
 };
 use ringwire_media::audio_io::{
     AudioIoError, AudioSource, MemorySink, MemoryTap, NullSink, SourceState,
@@ -668,5 +668,38 @@ async fn added_participant_joins_the_roster_and_removed_one_leaves_it() {
     })
     .await;
     assert_eq!(b.state(), CallState::Connected);
+    h.server.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn camera_on_from_the_start_shows_in_the_callees_roster_and_decodes() {
+    let h = Harness::start().await;
+    let alice = user(&h, "alice", 1).await;
+    let bob = user(&h, "bob", 2).await;
+    let (alice_seen, bob_seen) = (Seen::default(), Seen::default());
+    let a = alice
+        .agent
+        .start_call(
+            std::slice::from_ref(&bob.id),
+            StartCallOptions::new()
+                .with_audio(with_video(ALICE_HZ, &alice_seen))
+                .with_video(LocalVideoStream::camera(pattern(320, 180, 7))),
+        )
+        .await
+        .unwrap();
+    let ringing = incoming(&bob).await;
+    assert!(ringing.caller_has_video());
+    let b = ringing
+        .accept(AcceptCallOptions::new().with_audio(with_video(BOB_HZ, &bob_seen)))
+        .await
+        .unwrap();
+    until_state(&a, CallState::Connected).await;
+    until_participant(&b, &alice.id, "with a camera", |p| {
+        p.video_streams()
+            .iter()
+            .any(|s| s.kind == VideoKind::Camera)
+    })
+    .await;
+    until_decoded("bob", &bob_seen, 7).await;
     h.server.shut_down().await;
 }
