@@ -1,4 +1,12 @@
-//! The Ringwire calling SDK for native Rust apps. Its first piece is signaling: a
+//! The Ringwire calling SDK for native Rust apps.
+//!
+//! Most apps start from [`CallClient`] (the `sdk` layer: [`CallAgent`], [`Call`],
+//! [`IncomingCall`], [`RemoteParticipant`], events per call and per participant; see
+//! [`CallClient`] for a complete example and `examples/` for a 1:1 call, a group call,
+//! a screen share and the echo test). It is a thin layer over the pieces below, which
+//! apps can also use directly.
+//!
+//! The first of them is signaling: a
 //! [`SignalingClient`] that connects to a Ringwire server over WebSocket or QUIC,
 //! authenticates, keeps the connection alive, reconnects after a drop and resumes the
 //! session (its calls go on), and hands the app
@@ -74,6 +82,14 @@
 //! println!("{:?}", audio.stats());
 //! # Ok(()) }
 //! ```
+//!
+//! # Video
+//! With [`AudioOptions::with_video`], the call's media offers a video send section and
+//! receive slots (6 by default). [`SignalingClient::start_video`] sends a camera or a
+//! screen share from any [`VideoSource`](ringwire_media::video::VideoSource), encoded
+//! with OpenH264; [`SignalingClient::switch_video_source`] changes the source without
+//! renegotiation (the next frame is a key frame); each remote stream the server routes
+//! to us is decoded into a sink the [`VideoRenderer`] makes for it.
 //!
 //! Stopping audio leaves the call alone; the server, though, takes a media path that
 //! stays silent for long (about 20 s) as lost and drops the participant. To pause,
