@@ -39,13 +39,13 @@ use std::time::Duration;
 #[path = "support/harness.rs"]
 mod harness;
 
-use harness::{Client, Harness, Kind};
+use harness::{Client, Harness, Kind, group_of_three};
 use ringwire_calling::{AudioEnd, AudioHandle, AudioOptions, AudioState};
 use ringwire_media::analysis::{goertzel_power, mean_square};
 use ringwire_media::audio_io::{AudioIoError, AudioSource, MemorySink, MemoryTap, SourceState};
 use ringwire_media::client::CallMediaConfig;
 use ringwire_media::codec::{FRAME_SAMPLES, OpusConfig, SAMPLE_RATE};
-use ringwire_signaling::{CallId, CallState, Event, Identifier, JoinOptions};
+use ringwire_signaling::{CallId, CallState, Event, Identifier};
 
 /// How much recent audio a check looks at.
 const WINDOW: Duration = Duration::from_millis(400);
@@ -327,25 +327,6 @@ async fn connected(who: &str, ear: &Ear) {
         .await
         .unwrap_or_else(|_| panic!("{who}: audio not connected in {AUDIO_GUARD:?}"))
         .unwrap_or_else(|e| panic!("{who}: audio did not connect: {e}"));
-}
-
-/// alice calls bob and carol at once; both answer. Returns the call.
-async fn group_of_three(alice: &mut Client, bob: &mut Client, carol: &mut Client) -> CallId {
-    let call = alice
-        .handle
-        .start_call(&[bob.id.clone(), carol.id.clone()], JoinOptions::default())
-        .await
-        .unwrap();
-    for invitee in [&mut *bob, &mut *carol] {
-        assert_eq!(invitee.expect_incoming().await, call);
-        invitee
-            .handle
-            .accept(&call, JoinOptions::default())
-            .await
-            .unwrap();
-        invitee.expect_state(&call, CallState::Connected).await;
-    }
-    call
 }
 
 /// A group call of three with audio, everyone hearing the other two.

@@ -21,7 +21,7 @@ use std::time::Duration;
 #[path = "support/harness.rs"]
 mod harness;
 
-use harness::{Client, Harness, Kind};
+use harness::{Client, Harness, Kind, group_of_three};
 use ringwire_calling::{AudioHandle, AudioOptions, RemoteVideo, VideoOptions, VideoStats};
 use ringwire_media::audio_io::{
     AudioSource, NullSink, SilenceSource, SpeechLikeConfig, SpeechLikeSource,
@@ -274,25 +274,6 @@ fn shows(
         })?;
     }
     Ok(())
-}
-
-/// alice calls bob and carol at once; both answer. Returns the call.
-async fn group_of_three(alice: &mut Client, bob: &mut Client, carol: &mut Client) -> CallId {
-    let call = alice
-        .handle
-        .start_call(&[bob.id.clone(), carol.id.clone()], JoinOptions::default())
-        .await
-        .unwrap();
-    for invitee in [&mut *bob, &mut *carol] {
-        assert_eq!(invitee.expect_incoming().await, call);
-        invitee
-            .handle
-            .accept(&call, JoinOptions::default())
-            .await
-            .unwrap();
-        invitee.expect_state(&call, CallState::Connected).await;
-    }
-    call
 }
 
 /// Three clients in a group call, each sending its camera (tags 1, 2, 3).

@@ -221,6 +221,29 @@ impl Client {
     }
 }
 
+/// alice calls bob and carol at once; both answer. Returns the call.
+pub(crate) async fn group_of_three(
+    alice: &mut Client,
+    bob: &mut Client,
+    carol: &mut Client,
+) -> CallId {
+    let call = alice
+        .handle
+        .start_call(&[bob.id.clone(), carol.id.clone()], JoinOptions::default())
+        .await
+        .unwrap();
+    for invitee in [&mut *bob, &mut *carol] {
+        assert_eq!(invitee.expect_incoming().await, call);
+        invitee
+            .handle
+            .accept(&call, JoinOptions::default())
+            .await
+            .unwrap();
+        invitee.expect_state(&call, CallState::Connected).await;
+    }
+    call
+}
+
 /// alice calls bob and bob answers; returns the call.
 pub(crate) async fn connected_pair(alice: &mut Client, bob: &mut Client) -> CallId {
     let call = alice
