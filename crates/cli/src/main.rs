@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod demo;
 mod devices;
 mod identity;
 mod loadtest;
@@ -39,6 +40,10 @@ enum Command {
     /// Load-test a running server on this machine.
     #[command(subcommand)]
     Loadtest(loadtest::LoadtestCommand),
+    /// Real calls on loopback through an embedded server (an echo test and a group
+    /// call with synthetic audio and video), checked by content; fails unless every
+    /// check passed.
+    Demo,
 }
 
 fn main() -> ExitCode {
@@ -49,6 +54,7 @@ fn main() -> ExitCode {
         Command::Identity(command) => identity::run(cli.config.as_deref(), &command),
         Command::Loadtest(command) => loadtest::run(cli.config.as_deref(), &command),
         Command::Devices(args) => devices::run(&args),
+        Command::Demo => demo::run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

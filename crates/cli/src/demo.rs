@@ -1,0 +1,523 @@
+//! `ringwire demo`: real calls on loopback through an embedded server, with synthetic
+//! media checked by content, and a summary of what happened.
+//!
+//! 1. The echo test: a native client calls `8:echo123` with a 440 Hz tone; the echo
+//!    service answers, plays its prompt, records a few seconds and plays them back.
+//!    The demo times dial to first audio and to the tone coming back, and checks that
+//!    the service hangs up normally.
+//! 2. A group call of three native clients, each with its own tone and a test-pattern
+//!    camera tagged with its number: each must hear the other two tones and decode the
+//!    other two cameras (right sender tag on every picture); a mute shows in the
+//!    others' rosters; a hang-up for everyone ends the call for all.
+//!
+//! It exits with an error unless every check passed. Everything runs through the
+//! calling SDK ([`CallClient`]) against a real [`Server`] on 127.0.0.1: WebSocket
+//! signaling, str0m DTLS-SRTP media, libopus and OpenH264.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use ringwire_calling::{
+    AudioOptions, Call, CallAgent, CallClient, CallClientOptions, Endpoint, HangUpOptions,
+    JoinCallOptions, LocalVideoStream, RemoteVideo, StartCallOptions, VideoOptions,
+};
+use ringwire_media::analysis::{goertzel_power, mean_square};
+use ringwire_media::audio_io::{
+    AudioIoError, AudioSource, MemorySink, MemoryTap, SourceState, TONE_PRESENT_SNR_DB,
+};
+use ringwire_media::client::CallMediaConfig;
+use ringwire_media::codec::{FRAME_SAMPLES, OpusConfig, SAMPLE_RATE};
+use ringwire_media::video::{
+    FrameRate, TestPatternSource, VideoFormat, VideoFrame, VideoIoError, VideoSink,
+};
+use ringwire_server::{RunningServer, Server, ServerConfig};
+use ringwire_signaling::{CallState, GroupId, Identifier, Scope, Scopes, UserId};
+use tokio::time::Instant;
+
+/// Longest any one step may take before it counts as failed.
+const STEP_GUARD: Duration = Duration::from_secs(25);
+/// The echo test's tone.
+const ECHO_HZ: f64 = 440.0;
+/// Played audio louder than this (a sine of amplitude 100, -50 dBFS) is "audio".
+const AUDIBLE: f64 = 100.0 * 100.0 / 2.0;
+/// Pictures each camera must show at each viewer (2 s at 15 fps).
+const FRAMES_WANTED: u64 = 30;
+
+/// The group call's members: name, tone, camera tag.
+const MEMBERS: [(&str, f64, u32); 3] = [("ada", 500.0, 1), ("bob", 700.0, 2), ("carol", 1100.0, 3)];
+
+/// Runs the demo on its own runtime.
+pub(crate) fn run() -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(demo())
+}
+
+/// One check and how it went.
+struct Check {
+    name: String,
+    passed: bool,
+    detail: String,
+}
+
+#[derive(Default)]
+struct Checks(Vec<Check>);
+
+impl Checks {
+    fn record(&mut self, name: impl Into<String>, passed: bool, detail: impl Into<String>) {
+        let check = Check {
+            name: name.into(),
+            passed,
+            detail: detail.into(),
+        };
+        println!(
+            "  [{}] {}: {}",
+            if check.passed { "ok" } else { "FAILED" },
+            check.name,
+            check.detail
+        );
+        self.0.push(check);
+    }
+}
+
+async fn demo() -> Result<()> {
+    let data_dir = std::env::temp_dir().join(format!("ringwire-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    let config = ServerConfig {
+        http_addr: "127.0.0.1:0".parse()?,
+        quic_addr: "127.0.0.1:0".parse()?,
+        data_dir: data_dir.clone(),
+        ..ServerConfig::default()
+    };
+    let server = Server::start(config).await.context("starting the server")?;
+    println!(
+        "demo: ringwire server on http://{} (media on udp {})",
+        server.http_addr(),
+        server.media_addr()
+    );
+    let mut checks = Checks::default();
+    println!("\ndemo: 1. echo test (8:echo123)");
+    if let Err(error) = echo_test(&server, &mut checks).await {
+        checks.record("echo test", false, format!("{error:#}"));
+    }
+    println!("\ndemo: 2. group call of three with audio and video");
+    if let Err(error) = group_call(&server, &mut checks).await {
+        checks.record("group call", false, format!("{error:#}"));
+    }
+    server.shut_down().await;
+    let _ = std::fs::remove_dir_all(&data_dir);
+
+    let failed: Vec<&Check> = checks.0.iter().filter(|c| !c.passed).collect();
+    println!(
+        "\ndemo: {} of {} checks passed",
+        checks.0.len() - failed.len(),
+        checks.0.len()
+    );
+    if let Some(first) = failed.first() {
+        bail!(
+            "{} check(s) failed, first: {}: {}",
+            failed.len(),
+            first.name,
+            first.detail
+        );
+    }
+    Ok(())
+}
+
+/// A call agent for `name` on `server`.
+async fn agent(server: &RunningServer, name: &str) -> Result<CallAgent> {
+    let user = UserId::new(name)?;
+    let token = server.issue_token(&user, Scopes::from(Scope::Voip), Duration::from_secs(3600));
+    let endpoint = Endpoint::ws(format!("ws://{}/v1/signaling", server.http_addr()));
+    let client = CallClient::new(CallClientOptions::new(endpoint));
+    client
+        .create_call_agent(token)
+        .await
+        .with_context(|| format!("{name} connecting"))
+}
+
+/// A sine at a whole number of hertz whose loudness swings ±30 % three times a
+/// second: a steady sine is "stationary noise" to libopus, and the group mixer's
+/// encoder (DTX on) would stop sending it.
+struct AmTone {
+    freq: f64,
+    n: u64,
+    name: String,
+}
+
+impl AmTone {
+    fn new(freq: f64) -> Self {
+        AmTone {
+            freq,
+            n: 0,
+            name: format!("am tone {freq} Hz"),
+        }
+    }
+}
+
+impl AudioSource for AmTone {
+    fn read_frame(&mut self, frame: &mut [i16]) -> Result<SourceState, AudioIoError> {
+        use std::f64::consts::TAU;
+        let rate = f64::from(SAMPLE_RATE);
+        for sample in frame.iter_mut() {
+            // Whole hertz: the phase repeats every second.
+            let t = (self.n % u64::from(SAMPLE_RATE)) as f64 / rate;
+            let envelope = 1.0 + 0.3 * (TAU * 3.0 * t).sin();
+            *sample = (6000.0 * envelope * (TAU * self.freq * t).sin()).round() as i16;
+            self.n += 1;
+        }
+        Ok(SourceState::Active)
+    }
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// How far `freq` stands above what is neither it nor another of `tones`, in dB,
+/// over the last 400 ms played: with several tones at once, each must be measured
+/// against the noise, not against the others. The tones are multiples of 50 Hz, so
+/// over one 20 ms frame their Goertzel powers do not leak into each other.
+fn tone_over_noise(tap: &MemoryTap, freq: f64, tones: &[f64]) -> f64 {
+    tap.analyze(Duration::from_millis(400), |samples| {
+        let (mut wanted, mut known, mut total) = (0.0, 0.0, 0.0);
+        for frame in samples.chunks_exact(FRAME_SAMPLES) {
+            let frame_total = mean_square(frame);
+            total += frame_total;
+            for &f in tones {
+                let p = goertzel_power(frame, f, SAMPLE_RATE).min(frame_total);
+                known += p;
+                if f == freq {
+                    wanted += p;
+                }
+            }
+        }
+        let residual = (total - known).max(1e-9);
+        10.0 * (f64::max(wanted, 1e-9) / residual).log10()
+    })
+}
+
+/// Audio options for a tone (DTX off: a steady tone is "silence" to a DTX encoder).
+fn tone_audio(freq: f64) -> Result<(AudioOptions, MemoryTap)> {
+    let (sink, tap) = MemorySink::bounded(Duration::from_secs(3));
+    let mut audio = AudioOptions::new(AmTone::new(freq), sink);
+    audio.media = CallMediaConfig::with_opus(OpusConfig {
+        dtx: false,
+        ..OpusConfig::default()
+    });
+    Ok((audio, tap))
+}
+
+/// Polls `done` every 20 ms until it holds; how long that took, or `None` after
+/// [`STEP_GUARD`].
+async fn time_until(started: Instant, mut done: impl FnMut() -> bool) -> Option<Duration> {
+    loop {
+        if done() {
+            return Some(started.elapsed());
+        }
+        if started.elapsed() > STEP_GUARD {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{} ms", d.as_millis())
+}
+
+async fn echo_test(server: &RunningServer, checks: &mut Checks) -> Result<()> {
+    let agent = agent(server, "alice").await?;
+    let (audio, tap) = tone_audio(ECHO_HZ)?;
+    let dialed = Instant::now();
+    let call = agent
+        .start_call(
+            &[Identifier::EchoService],
+            StartCallOptions::new().with_audio(audio),
+        )
+        .await?;
+    let connected = tokio::time::timeout(STEP_GUARD, call.wait_for_state(CallState::Connected))
+        .await
+        .is_ok_and(|r| r.is_ok())
+        .then(|| dialed.elapsed());
+    checks.record(
+        "echo call connects",
+        connected.is_some(),
+        connected.map_or("not connected".into(), |d| format!("in {}", ms(d))),
+    );
+    let first_audio = time_until(dialed, || {
+        tap.analyze(Duration::from_millis(60), mean_square) > AUDIBLE
+    })
+    .await;
+    checks.record(
+        "first audio (the prompt)",
+        first_audio.is_some(),
+        first_audio.map_or("nothing audible played".into(), |d| {
+            format!("{} after dialing", ms(d))
+        }),
+    );
+    let mut best = f64::NEG_INFINITY;
+    let tone_back = time_until(dialed, || {
+        let snr = tap.tone_snr(ECHO_HZ, Duration::from_millis(400));
+        best = best.max(snr);
+        snr >= TONE_PRESENT_SNR_DB
+    })
+    .await;
+    checks.record(
+        "our tone played back",
+        tone_back.is_some(),
+        match tone_back {
+            Some(d) => format!(
+                "{ECHO_HZ} Hz back {} after dialing, {best:.1} dB SNR",
+                ms(d)
+            ),
+            None => format!("not heard (best {best:.1} dB SNR)"),
+        },
+    );
+    let ended = tokio::time::timeout(STEP_GUARD, call.wait_for_state(CallState::Disconnected))
+        .await
+        .is_ok_and(|r| r.is_ok());
+    let reason = call.end_reason();
+    checks.record(
+        "the echo service hangs up normally",
+        ended && reason.as_ref().is_some_and(|r| r.code == 0),
+        format!("end reason {reason:?}"),
+    );
+    if let Some(stats) = call.media_stats() {
+        println!(
+            "  audio: {} packets sent, {} received",
+            stats.audio.packets_sent, stats.audio.packets_received
+        );
+    }
+    agent.dispose().await;
+    Ok(())
+}
+
+/// Pictures decoded per sender at one viewer: (right tag, wrong or unreadable).
+type Seen = Arc<Mutex<BTreeMap<Identifier, (u64, u64)>>>;
+
+/// Counts a remote camera's pictures at one viewer, checking its tag.
+struct CountingSink {
+    seen: Seen,
+    sender: Identifier,
+    tag: Option<u32>,
+}
+
+impl VideoSink for CountingSink {
+    fn write_frame(&mut self, frame: &VideoFrame) -> Result<(), VideoIoError> {
+        let right = self.tag.is_some() && TestPatternSource::sender(frame) == self.tag;
+        let mut seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = seen.entry(self.sender.clone()).or_default();
+        if right {
+            entry.0 += 1;
+        } else {
+            entry.1 += 1;
+        }
+        Ok(())
+    }
+
+    fn name(&self) -> &str {
+        "demo counter"
+    }
+}
+
+/// One member of the group call.
+struct Member {
+    name: &'static str,
+    id: Identifier,
+    freq: f64,
+    agent: CallAgent,
+    call: Call,
+    tap: MemoryTap,
+    seen: Seen,
+}
+
+fn tag_of(id: &Identifier) -> Option<u32> {
+    MEMBERS
+        .iter()
+        .find(|(name, ..)| Identifier::user(name).is_ok_and(|m| &m == id))
+        .map(|&(.., tag)| tag)
+}
+
+async fn group_call(server: &RunningServer, checks: &mut Checks) -> Result<()> {
+    let group = GroupId::new("demo")?;
+    let mut members = Vec::new();
+    for (name, freq, tag) in MEMBERS {
+        let agent = agent(server, name).await?;
+        let (audio, tap) = tone_audio(freq)?;
+        let seen = Seen::default();
+        let renderer_seen = Arc::clone(&seen);
+        let video = VideoOptions::new().with_renderer(move |stream: &RemoteVideo| {
+            Box::new(CountingSink {
+                seen: Arc::clone(&renderer_seen),
+                sender: stream.participant.clone(),
+                tag: tag_of(&stream.participant),
+            }) as Box<dyn VideoSink>
+        });
+        let format = VideoFormat::new(320, 180, FrameRate::per_second(15)?)?;
+        let camera = TestPatternSource::new(format)?.with_sender(tag);
+        let joined = Instant::now();
+        let call = agent
+            .join(
+                &group,
+                JoinCallOptions::new()
+                    .with_audio(audio.with_video(video))
+                    .with_video(LocalVideoStream::camera(camera)),
+            )
+            .await?;
+        tokio::time::timeout(STEP_GUARD, call.wait_media_connected())
+            .await
+            .context("media did not connect in time")??;
+        println!(
+            "  {name} joined, media connected in {}",
+            ms(joined.elapsed())
+        );
+        members.push(Member {
+            name,
+            id: Identifier::user(name)?,
+            freq,
+            agent,
+            call,
+            tap,
+            seen,
+        });
+    }
+
+    // Everyone hears the other two and sees their cameras.
+    let tones: Vec<f64> = MEMBERS.iter().map(|&(_, freq, _)| freq).collect();
+    let started = Instant::now();
+    let mut why = String::new();
+    let everyone = time_until(started, || {
+        why.clear();
+        for m in &members {
+            for o in members.iter().filter(|o| o.id != m.id) {
+                let snr = tone_over_noise(&m.tap, o.freq, &tones);
+                let (ok, bad) = m
+                    .seen
+                    .lock()
+                    .map(|s| s.get(&o.id).copied().unwrap_or_default())
+                    .unwrap_or_default();
+                if snr < TONE_PRESENT_SNR_DB || ok < FRAMES_WANTED || bad > 0 {
+                    let _ = write!(why, " {}<-{}: {snr:.1} dB, {ok}/{bad};", m.name, o.name);
+                }
+            }
+        }
+        why.is_empty()
+    })
+    .await;
+    if everyone.is_none() {
+        println!("  still missing when the guard ran out:{why}");
+    }
+    let mut matrix = String::new();
+    for m in &members {
+        for o in members.iter().filter(|o| o.id != m.id) {
+            let snr = tone_over_noise(&m.tap, o.freq, &tones);
+            let (ok, bad) = m
+                .seen
+                .lock()
+                .map(|s| s.get(&o.id).copied().unwrap_or_default())
+                .unwrap_or_default();
+            let _ = write!(
+                matrix,
+                "\n      {} hears {} at {snr:.1} dB, saw {ok} of their pictures ({bad} wrong)",
+                m.name, o.name
+            );
+        }
+    }
+    checks.record(
+        "each hears the other two tones and decodes the other two cameras",
+        everyone.is_some(),
+        format!(
+            "{}{matrix}",
+            everyone.map_or("not within the guard".into(), |d| format!("in {}", ms(d)))
+        ),
+    );
+
+    // The roster as ada sees it.
+    let ada = &members[0];
+    println!("  roster at {}:", ada.name);
+    for p in ada.call.remote_participants() {
+        let video: Vec<String> = p
+            .video_streams()
+            .iter()
+            .map(|s| {
+                format!(
+                    "{:?} {}",
+                    s.kind,
+                    s.size.map_or("?".into(), |z| z.to_string())
+                )
+            })
+            .collect();
+        println!(
+            "    {} {:?}{} video: {}",
+            p.identifier(),
+            p.state(),
+            if p.is_muted() { " muted" } else { "" },
+            video.join(", ")
+        );
+    }
+    println!("  dominant speakers: {:?}", ada.call.dominant_speakers());
+
+    // A mute shows in the others' rosters.
+    let bob = &members[1];
+    bob.call.mute().await?;
+    let muted = tokio::time::timeout(
+        STEP_GUARD,
+        ada.call
+            .wait_until(|c| c.remote_participant(&bob.id).is_some_and(|p| p.is_muted())),
+    )
+    .await
+    .is_ok_and(|r| r.is_ok());
+    checks.record(
+        "bob's mute shows in ada's roster",
+        muted,
+        if muted { "muted" } else { "not shown" },
+    );
+
+    // ada ends the call for everyone.
+    ada.call.hang_up(HangUpOptions::for_everyone()).await?;
+    let mut all_ended = true;
+    let mut reasons = String::new();
+    for m in &members {
+        let ended =
+            tokio::time::timeout(STEP_GUARD, m.call.wait_for_state(CallState::Disconnected))
+                .await
+                .is_ok_and(|r| r.is_ok());
+        all_ended &= ended;
+        let _ = write!(
+            reasons,
+            " {}: {:?};",
+            m.name,
+            m.call.end_reason().map(|r| r.code)
+        );
+    }
+    checks.record(
+        "hang up for everyone ends the call for all",
+        all_ended,
+        reasons,
+    );
+    for m in members {
+        if let Some(stats) = m.call.media_stats() {
+            println!(
+                "  {}: audio {} packets out / {} in; video {} frames sent, {} decoded",
+                m.name,
+                stats.audio.packets_sent,
+                stats.audio.packets_received,
+                stats.video.frames_sent,
+                stats.video.frames_decoded
+            );
+        }
+        m.agent.dispose().await;
+    }
+    Ok(())
+}
