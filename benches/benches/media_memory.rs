@@ -238,7 +238,8 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok());
     let audio_ticks = match secs {
-        _ if smoke => 10,
+        // Enough ticks for the health check (at least 50 after the mark).
+        _ if smoke => 60,
         Some(secs) => secs * 50,
         None if quick => 100,
         None => 500,
