@@ -224,6 +224,8 @@ pub struct MediaServer<C, P> {
     retired: (u64, u64, u64),
     /// Scratch for what one `Rtc` drain produced.
     drained: Drained,
+    /// Scratch for the subscribers of one forwarded video frame.
+    receivers: Vec<P>,
     /// The latest time seen, for the router where an input has no `now` (`leave`); no
     /// router holds anyone before the first time is seen.
     now: Option<Instant>,
@@ -402,6 +404,7 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
             stats: MediaServerStats::default(),
             retired: (0, 0, 0),
             drained: Drained::default(),
+            receivers: Vec::new(),
             now: None,
         }
     }
@@ -1026,7 +1029,14 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
             publisher: publisher.clone(),
             kind,
         };
-        if let Some(bps) = member.meter.add(data.data.len(), data.network_time) {
+        // Stream bitrates only matter against bandwidth estimates; without them, a
+        // report would make the router reselect every subscriber for nothing.
+        let measured = if self.config.bandwidth_estimation {
+            member.meter.add(data.data.len(), data.network_time)
+        } else {
+            None
+        };
+        if let Some(bps) = measured {
             room.router
                 .publish(stream.clone(), vec![bps], data.network_time);
             self.update_demand(call);
@@ -1036,13 +1046,11 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
             };
             room = again;
         }
-        let receivers: Vec<P> = room
-            .router
-            .receivers(&stream)
-            .map(|(p, _)| p.clone())
-            .collect();
+        let mut receivers = std::mem::take(&mut self.receivers);
+        receivers.clear();
+        receivers.extend(room.router.receivers(&stream).map(|(p, _)| p.clone()));
         let keyframe = data.is_keyframe();
-        for subscriber in receivers {
+        for subscriber in receivers.drain(..) {
             let Some(member) = room.members.get_mut(&subscriber).filter(|m| !m.on_hold) else {
                 continue;
             };
@@ -1076,6 +1084,7 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
             let mut none = Drained::default();
             drain(peer, &mut self.outbox, &mut none);
         }
+        self.receivers = receivers;
     }
 
     /// Acts on the router's decisions for one call: slot assignments (announced to the
@@ -1090,7 +1099,10 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
                     subscriber,
                     selected,
                 } => {
-                    let demand = room.router.demand(&subscriber);
+                    let demand = self
+                        .config
+                        .bandwidth_estimation
+                        .then(|| room.router.demand(&subscriber));
                     let Some(peer) = room
                         .members
                         .get_mut(&subscriber)
@@ -1098,7 +1110,9 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
                     else {
                         continue;
                     };
-                    set_desired(peer, demand);
+                    if let Some(demand) = demand {
+                        set_desired(peer, demand);
+                    }
                     if assign_slots(&mut peer.slots, selected.into_iter().map(|s| s.stream)) {
                         self.events.push_back(ServerEvent::VideoSlots {
                             call: call.clone(),
