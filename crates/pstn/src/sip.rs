@@ -114,6 +114,8 @@ pub enum LegInput {
     Audio(Arc<[u8]>),
     /// Send a key.
     Dtmf(DtmfDigit),
+    /// Answer an inbound call (200 OK with our SDP answer); outbound legs ignore it.
+    Answer,
     /// Hang up (CANCEL before an answer, BYE after).
     HangUp,
 }
@@ -295,7 +297,7 @@ async fn run_outbound(
                     media.handle_call_audio(&p, std::time::Instant::now());
                     flush(&mut media, socket).await;
                 }
-                Some(LegInput::Dtmf(_)) => {}
+                Some(LegInput::Dtmf(_) | LegInput::Answer) => {}
                 Some(LegInput::HangUp) | None => {
                     cancel(initiator).await?;
                     return Ok(EndReason::cancelled());
@@ -348,6 +350,7 @@ async fn run_outbound(
                     media.send_dtmf(d, std::time::Instant::now());
                     flush(&mut media, socket).await;
                 }
+                Some(LegInput::Answer) => {}
                 Some(LegInput::HangUp) | None => {
                     let _ = session.terminate().await;
                     return Ok(EndReason::normal());

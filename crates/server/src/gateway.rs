@@ -210,6 +210,20 @@ impl Gateway {
         leg.early_media.then(|| leave(call_id, target))
     }
 
+    /// The controller answered an inbound leg (someone accepted the phone's call, or
+    /// it joined a group call): the leg sends 200 OK.
+    pub(crate) fn answer(&mut self, call_id: &CallId, target: &Identifier) {
+        let Some(leg) = self
+            .pstn
+            .as_mut()
+            .and_then(|p| p.legs.get(&(call_id.clone(), target.clone())))
+        else {
+            tracing::debug!(%call_id, %target, "answer for a leg we do not have");
+            return;
+        };
+        let _ = leg.input.try_send(LegInput::Answer);
+    }
+
     /// What to do with a leg's report: only the current leg for its target counts;
     /// an `Ended` lets the leg go.
     pub(crate) fn accept_report(

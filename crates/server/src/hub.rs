@@ -418,6 +418,9 @@ impl Hub {
                 self.controller
                     .handle_gateway_event(&call_id, &target, ended, now);
             }
+            Command::Gateway(GatewayCommand::Answer { call_id, target }) => {
+                self.gateway.answer(&call_id, &target);
+            }
             Command::Gateway(GatewayCommand::HangUp {
                 call_id, target, ..
             }) => {

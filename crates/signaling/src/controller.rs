@@ -45,6 +45,7 @@
 //! |---|---|---|
 //! | (none) | `start_call` | `Ringing` while a target rings, `Connected` once one answers |
 //! | (none) | rung by a caller | `Incoming` (client side) |
+//! | (none) | rung by a phone ([`CallController::start_gateway_call`]) | `Incoming`; accepting answers the phone's leg |
 //! | `Incoming` | `accept` | `Connected` |
 //! | (none) | `join` | `Connected`, or `InLobby` in a lobby call |
 //! | `InLobby` | admitted | `Connected` |
@@ -206,7 +207,16 @@ pub enum GatewayCommand {
         /// The caller id to present to a phone, when the caller chose one.
         caller_id: Option<PhoneNumber>,
     },
-    /// Drop a leg the gateway serves.
+    /// Answer an inbound leg (SIP 200 OK): someone took the phone's call, or the
+    /// phone joined a group call.
+    Answer {
+        /// The call.
+        call_id: CallId,
+        /// The leg.
+        target: Identifier,
+    },
+    /// Drop a leg the gateway serves. An inbound leg not yet answered is refused with
+    /// `reason.code` as its SIP final response (603 declined, 408 no answer, ...).
     HangUp {
         /// The call.
         call_id: CallId,
@@ -215,6 +225,15 @@ pub enum GatewayCommand {
         /// Why.
         reason: EndReason,
     },
+}
+
+/// Where an inbound phone call goes (the gateway's dispatch rule for the called number).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InboundTarget {
+    /// Ring this user's devices, like a 1:1 call from the phone.
+    User(UserId),
+    /// Put the phone into this group's running call.
+    Group(GroupId),
 }
 
 /// What the gateway reports about a leg it serves.
@@ -302,6 +321,9 @@ struct Call {
     /// Whether anyone but the starter has joined; until then, the last failed
     /// invitation ends the call with its reason.
     answered: bool,
+    /// The phone that started this call through the gateway, until someone answers
+    /// it: its unanswered leg keeps the call alive without a human in it.
+    inbound: Option<Identifier>,
     members: BTreeMap<Identifier, Member>,
 }
 
@@ -702,6 +724,102 @@ impl CallController {
         self.sync(call_id, std::slice::from_ref(target));
     }
 
+    /// A phone called a number the server owns; the gateway's dispatch sends it to
+    /// `target`. For [`InboundTarget::User`] a 1:1 call `call_id` (chosen by the
+    /// gateway, unique) rings every device of the user with the phone as the caller;
+    /// the first to accept answers the leg ([`GatewayCommand::Answer`]), a decline or
+    /// the ring timeout refuses it ([`GatewayCommand::HangUp`] with 603 or 408). For
+    /// [`InboundTarget::Group`] the phone joins the group's running call at once
+    /// (lobby or not) and is answered; `call_id` is ignored.
+    ///
+    /// Returns the call the phone is in.
+    ///
+    /// # Errors
+    /// The end reason to refuse the leg with (its code is the SIP final response):
+    /// 480 when the user has no device online or the group call is not running, 486
+    /// when this phone is already in that call, 403/4030 when it is full, 500 when
+    /// `call_id` is taken.
+    pub fn start_gateway_call(
+        &mut self,
+        call_id: CallId,
+        from: Identifier,
+        target: InboundTarget,
+        now: Instant,
+    ) -> Result<CallId, EndReason> {
+        if from.is_user() {
+            // Users call through their own sessions; a gateway claiming one is wrong.
+            return Err(EndReason::forbidden(
+                "only gateway legs start gateway calls",
+            ));
+        }
+        match target {
+            InboundTarget::User(user) => {
+                if self.calls.contains_key(&call_id) || call_id.group().is_some() {
+                    return Err(EndReason::server_error());
+                }
+                if self.users.get(&user).is_none_or(BTreeSet::is_empty) {
+                    return Err(EndReason::unavailable());
+                }
+                let callee = Identifier::User(user);
+                let mut call = Call {
+                    group: None,
+                    one_to_one: true,
+                    lobby: false,
+                    answered: false,
+                    inbound: Some(from.clone()),
+                    members: BTreeMap::new(),
+                };
+                call.members.insert(
+                    from.clone(),
+                    Member::new(Stage::Joined, None, JoinOptions::default()),
+                );
+                self.calls.insert(call_id.clone(), call);
+                if let Err(reason) = self.invite(&call_id, &from, callee.clone(), None, false, now)
+                {
+                    self.calls.remove(&call_id);
+                    return Err(reason);
+                }
+                self.sync(&call_id, &[from, callee]);
+                Ok(call_id)
+            }
+            InboundTarget::Group(group) => {
+                let call_id = CallId::for_group(&group);
+                let Some(call) = self.calls.get_mut(&call_id) else {
+                    return Err(EndReason::new(480, 0, "the group call is not running"));
+                };
+                if call.members.contains_key(&from) {
+                    return Err(EndReason::busy());
+                }
+                if call.members.len() >= self.config.max_participants {
+                    return Err(EndReason::call_full());
+                }
+                // A phone in a call makes it more than 1:1.
+                call.one_to_one = false;
+                call.members.insert(
+                    from.clone(),
+                    Member::new(Stage::Joined, None, JoinOptions::default()),
+                );
+                self.answer_inbound(&call_id, &from);
+                self.sync(&call_id, &[from]);
+                Ok(call_id)
+            }
+        }
+    }
+
+    /// Answers an inbound leg and puts the phone into the media room.
+    fn answer_inbound(&mut self, call_id: &CallId, phone: &Identifier) {
+        self.commands
+            .push_back(Command::Gateway(GatewayCommand::Answer {
+                call_id: call_id.clone(),
+                target: phone.clone(),
+            }));
+        self.commands.push_back(Command::Media(MediaCommand::Join {
+            call_id: call_id.clone(),
+            participant: phone.clone(),
+            client: ClientKind::Native,
+        }));
+    }
+
     /// Sends a media negotiation payload from the media plane to a participant.
     pub fn send_media(&mut self, call_id: &CallId, to: &Identifier, payload: MediaPayload) {
         let Some(session) = self.member_session(call_id, to) else {
@@ -913,7 +1031,7 @@ impl CallController {
             if call.members.len() > self.config.max_participants {
                 return Err(format!("{call_id} has {} members", call.members.len()));
             }
-            if call.humans_present() == 0 {
+            if call.humans_present() == 0 && call.inbound.is_none() {
                 return Err(format!("{call_id} runs without a human"));
             }
             for (id, m) in &call.members {
@@ -1205,7 +1323,8 @@ impl CallController {
                 .members
                 .iter()
                 .find(|(id, m)| m.is_joined() && id.is_user())
-                .map(|(id, _)| id.clone());
+                .map(|(id, _)| id.clone())
+                .or_else(|| call.inbound.clone());
             if let Some(caller) = caller {
                 let message = ServerMessage::IncomingCall {
                     call_id: call_id.clone(),
@@ -1385,6 +1504,7 @@ impl CallController {
             one_to_one: targets.len() == 1,
             lobby: false,
             answered: false,
+            inbound: None,
             members: BTreeMap::new(),
         };
         call.members.insert(
@@ -1557,6 +1677,7 @@ impl CallController {
                 one_to_one: false,
                 lobby,
                 answered: true,
+                inbound: None,
                 members: BTreeMap::new(),
             };
             call.members
@@ -1698,6 +1819,12 @@ impl CallController {
             return Ok(());
         };
         call.answered = true;
+        if let Some(phone) = call.inbound.take() {
+            self.answer_inbound(call_id, &phone);
+        }
+        let Some(call) = self.calls.get_mut(call_id) else {
+            return Ok(());
+        };
         if let Some(member) = call.members.get_mut(&me) {
             member.stage = Stage::Joined;
             member.session = Some(key);
@@ -2157,7 +2284,21 @@ impl CallController {
         let Some(call) = self.calls.get(call_id) else {
             return;
         };
-        if call.humans_present() == 0 {
+        if let Some(phone) = &call.inbound {
+            // A phone's call nobody answered yet: it goes on while someone still rings
+            // and the phone is there; otherwise the phone hears why (603, 408, ...).
+            let ringing = call
+                .members
+                .values()
+                .any(|m| matches!(m.stage, Stage::Ringing { .. }));
+            if !call.members.contains_key(phone) {
+                self.end_call(call_id, EndReason::normal(), others.clone());
+            } else if !ringing {
+                self.end_call(call_id, others.clone(), EndReason::cancelled());
+            } else {
+                self.sync(call_id, &[]);
+            }
+        } else if call.humans_present() == 0 {
             self.end_call(call_id, EndReason::normal(), EndReason::cancelled());
         } else if call.one_to_one && call.answered {
             // A 1:1 call ends when either side leaves.
