@@ -12,6 +12,7 @@ mod demo;
 mod devices;
 mod identity;
 mod loadtest;
+mod peer;
 mod serve;
 mod token;
 
@@ -44,6 +45,10 @@ enum Command {
     /// call with synthetic audio and video), checked by content; fails unless every
     /// check passed.
     Demo,
+    /// A scripted native peer for interop tests: calls, answers or joins with a tone
+    /// and a test-pattern camera, prints what it observes as JSON lines.
+    #[command(hide = true)]
+    Peer(peer::PeerArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +60,7 @@ fn main() -> ExitCode {
         Command::Loadtest(command) => loadtest::run(cli.config.as_deref(), &command),
         Command::Devices(args) => devices::run(&args),
         Command::Demo => demo::run(),
+        Command::Peer(args) => peer::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
