@@ -570,13 +570,23 @@ struct CountingSink {
 }
 
 impl CountingSink {
+    /// A sink for `stream`, registered (and shown as active) in `streams`.
     fn open(streams: &Streams, stream: &RemoteVideo) -> Self {
-        let key = format!("{}/{:?}/{}", stream.participant, stream.kind, stream.slot);
+        Self::for_stream(streams, &stream.participant, stream.kind, stream.slot)
+    }
+
+    fn for_stream(
+        streams: &Streams,
+        participant: &Identifier,
+        kind: VideoKind,
+        slot: usize,
+    ) -> Self {
+        let key = format!("{participant}/{kind:?}/{slot}");
         let mut all = streams.lock().unwrap_or_else(PoisonError::into_inner);
         let seen = all.entry(key.clone()).or_default();
-        seen.participant = stream.participant.to_string();
-        seen.kind = Some(stream.kind);
-        seen.slot = stream.slot;
+        seen.participant = participant.to_string();
+        seen.kind = Some(kind);
+        seen.slot = slot;
         seen.active = true;
         CountingSink {
             streams: Arc::clone(streams),
@@ -660,4 +670,48 @@ async fn dev_token(url: &str, name: &str) -> Result<String> {
         .and_then(Value::as_str)
         .map(str::to_owned)
         .context("/dev/token's answer has no token")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn am_tone_is_loudest_at_its_frequency() {
+        let mut tone = AmTone::new(700);
+        let mut frame = vec![0i16; FRAME_SAMPLES];
+        for _ in 0..3 {
+            tone.read_frame(&mut frame).unwrap();
+        }
+        let hz = dominant_frequency(&frame, SAMPLE_RATE, 100.0..=4000.0, 10.0);
+        assert_eq!(hz, Some(700.0));
+    }
+
+    #[test]
+    fn counting_sink_counts_pictures_changes_and_patterns_until_dropped() {
+        let streams = Streams::default();
+        let who: Identifier = "8:ada".parse().unwrap();
+        let mut sink = CountingSink::for_stream(&streams, &who, VideoKind::ScreenShare, 2);
+        let format = VideoFormat::new(320, 180, FrameRate::per_second(15).unwrap()).unwrap();
+        let pattern = TestPatternSource::new(format).unwrap().with_sender(9);
+        let mut frame = VideoFrame::black(320, 180).unwrap();
+        for index in 0..3 {
+            pattern.draw(index, &mut frame).unwrap();
+            sink.write_frame(&frame).unwrap();
+        }
+        // The same picture again is not a change.
+        sink.write_frame(&frame).unwrap();
+        {
+            let all = streams.lock().unwrap();
+            let seen = all.values().next().unwrap();
+            assert_eq!(seen.participant, "8:ada");
+            assert_eq!(seen.slot, 2);
+            assert!(seen.active);
+            assert_eq!((seen.frames, seen.changes), (4, 2));
+            assert_eq!((seen.width, seen.height), (320, 180));
+            assert_eq!((seen.pattern_frames, seen.pattern_sender), (4, Some(9)));
+        }
+        drop(sink);
+        assert!(!streams.lock().unwrap().values().next().unwrap().active);
+    }
 }
