@@ -469,7 +469,8 @@ test("group call: three browsers and the native peer; roster, one mixed stream, 
     await h(page, "join", group);
     pages.push(page);
   }
-  const peer = new Peer(["--join", group, "--token", token("nat3"), "--tone", `${NATIVE_HZ}`, "--measure", `${BEEP_HZ}`]);
+  // This peer signs in through the server's development identity endpoint.
+  const peer = new Peer(["--join", group, "--dev-name", "Nat3", "--tone", `${NATIVE_HZ}`, "--measure", `${BEEP_HZ}`]);
   const everyone = [...names.map((n) => `8:${n}`), "8:nat3"];
 
   // Every page: the other three connected, one audio stream, the native tone in it.
