@@ -24,7 +24,7 @@
 import { test, before, after, type TestContext } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { fileURLToPath } from "node:url";
@@ -327,7 +327,9 @@ before(async () => {
     path.join(dir, "ringwire.toml"),
     `http_addr = "127.0.0.1:0"\nquic_addr = "127.0.0.1:0"\ndata_dir = ${JSON.stringify(path.join(dir, "data"))}\n\n[media]\nbind = "127.0.0.1:0"\n`,
   );
-  server = spawn(RINGWIRE, ["--config", path.join(dir, "ringwire.toml"), "serve"], { stdio: ["ignore", "pipe", "ignore"] });
+  // RINGWIRE_SERVER_LOG=<file> keeps the server's log (with RUST_LOG, e.g. str0m=debug).
+  const log = process.env.RINGWIRE_SERVER_LOG ? openSync(process.env.RINGWIRE_SERVER_LOG, "w") : "ignore";
+  server = spawn(RINGWIRE, ["--config", path.join(dir, "ringwire.toml"), "serve"], { stdio: ["ignore", "pipe", log] });
   const http = await new Promise<string>((resolve, reject) => {
     let out = "";
     server!.stdout!.on("data", (d) => {
