@@ -3,7 +3,9 @@
 // echo test, audio comes back (inbound-rtp packets rising, and sound in a WebAudio
 // analyser on the call's remote stream), camera on (local preview) and off, window
 // share on and off, dominant speaker outlined, mute and unmute, hang up; a screenshot of the
-// page in the call goes to build/artifacts/demo-in-call.png. Needs RINGWIRE_BIN (the
+// page in the call goes to build/artifacts/demo-in-call.png. It prints the join time
+// as a user sees it: Echo test click to the first echoed audio packet, p50 over
+// RINGWIRE_JOINS (default 20) joins. Needs RINGWIRE_BIN (the
 // built `ringwire` binary); without it the suite is skipped and says so. Run inside
 // `unshare -n` (npm run test:browser) so all traffic stays on lo.
 
@@ -274,4 +276,56 @@ test("demo page between tabs: alice calls bob, bob accepts, hold seen; group cal
   await rosterEntry(alice, "8:carol").waitFor({ state: "detached" });
   for (const page of [alice, bob]) await page.getByRole("button", { name: "Hang up" }).click();
   for (const page of [alice, bob, carol]) await page.close();
+});
+
+test("demo page: click to first audio, echo test joins", { skip }, async () => {
+  const joins = Number(process.env.RINGWIRE_JOINS ?? 20);
+  const page = await browser!.newPage();
+  await page.goto(`${origin}/`);
+  await page.getByLabel("Display name").fill("Join Timer");
+  await page.getByRole("button", { name: "Get token and connect" }).click();
+  await page.getByText("Signed in as Join Timer (8:join-timer)").waitFor();
+  type Timed = { ringwireDemo: { call?: object }; clickAt?: number; callBefore?: object };
+  // The click's own time stamp, and which call was current before it.
+  await page.evaluate(() => {
+    document.getElementById("echo")!.addEventListener(
+      "click",
+      (e) => {
+        const w = window as unknown as Timed;
+        w.clickAt = e.timeStamp;
+        w.callBefore = w.ringwireDemo.call;
+      },
+      { capture: true },
+    );
+  });
+  const times: number[] = [];
+  for (let i = 0; i < joins; i++) {
+    await page.getByRole("button", { name: "Echo test (8:echo123)" }).click();
+    // Bounded poll (5 ms apart) for the new call's first inbound audio packet.
+    const ms = await page.evaluate(async () => {
+      const w = window as unknown as Timed & { ringwireDemo: { call?: { getStats(): Promise<RTCStatsReport | undefined> } } };
+      for (let j = 0; j < 4000; j++) {
+        const call = w.ringwireDemo.call;
+        if (call && call !== w.callBefore) {
+          let packets = 0;
+          (await call.getStats())?.forEach((s: { type: string; kind?: string; packetsReceived?: number }) => {
+            if (s.type === "inbound-rtp" && s.kind === "audio") packets += s.packetsReceived ?? 0;
+          });
+          if (packets > 0) return performance.now() - w.clickAt!;
+        }
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      return -1;
+    });
+    assert.ok(ms >= 0, `join ${i}: no audio came back`);
+    times.push(ms);
+    await page.getByRole("button", { name: "Hang up" }).click();
+    await page.locator("#hangup[disabled]").waitFor({ state: "attached" });
+  }
+  const sorted = [...times].sort((a, b) => a - b);
+  const p50 = sorted[Math.floor((sorted.length - 1) / 2)]!;
+  console.log(
+    `demo page click to first audio (echo test button to the first echoed audio packet), ${joins} joins: p50 ${p50.toFixed(0)} ms, min ${sorted[0]!.toFixed(0)} ms, max ${sorted.at(-1)!.toFixed(0)} ms`,
+  );
+  await page.close();
 });
