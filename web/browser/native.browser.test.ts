@@ -10,7 +10,8 @@
 //   (inbound-rtp frames decoded rising at the pattern's size, few packets lost).
 // - Echo test from a browser: the beep comes back from `8:echo123`.
 // - Group call of three browsers and the native peer: every page shows the roster,
-//   one mixed audio stream carrying the native tone, the native peer as dominant
+//   one mixed audio stream carrying the native tone (and the native peer hears the
+//   beeps), the native peer as dominant
 //   speaker, mutes and a hold; removing the native peer ends its call and takes it
 //   out of every roster.
 // - Screen share from a browser ('monitor': Chromium's synthetic screen, then
@@ -490,6 +491,12 @@ test("group call: three browsers and the native peer; roster, one mixed stream, 
   await peer.until<Roster>("the native roster shows the three browsers connected", (l) =>
     l.event === "roster" && names.every((n) => l.participants.some((p) => p.id === `8:${n}` && p.state === "connected")),
   );
+
+  // The native peer hears the browsers' beeps in its mix.
+  await peer.until<Report>("hears the browsers' beep in the mix", (l) => {
+    const hz = l.event === "report" ? l.audio.dominant_hz : null;
+    return hz !== null && Math.abs(hz - BEEP_HZ) <= 10;
+  });
 
   // The native peer sends a steady tone; the browsers beep 4 % of the time.
   for (const [i, page] of pages.entries()) await pageUntil(page, names[i]!, `r.dominant[0] === "8:nat3"`);
