@@ -100,7 +100,8 @@ test("the bundle loads, authenticates as a web client and offers the native shap
     call.addEventListener("stateChanged", () => states.push(call.state));
     // Wait until the offer went out (the SDK sends it right after start_call).
     for (let i = 0; i < 200 && !call.media?.pc.localDescription; i++) await new Promise((r) => setTimeout(r, 10));
-    await new Promise((r) => setTimeout(r, 50));
+    // Then for the fake server's "ringing" (bounded: a fixed pause lost the race on a busy machine).
+    for (let i = 0; i < 500 && call.state !== "ringing"; i++) await new Promise((r) => setTimeout(r, 10));
     return { user: agent.user, state: call.state, states, id: call.id };
   });
   assert.equal(result.user, "8:alice");
