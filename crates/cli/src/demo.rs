@@ -16,17 +16,19 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use clap::Args;
 use ringwire_calling::{
     AudioOptions, Call, CallAgent, CallClient, CallClientOptions, Endpoint, HangUpOptions,
     JoinCallOptions, LocalVideoStream, RemoteVideo, StartCallOptions, VideoOptions,
 };
 use ringwire_media::analysis::{goertzel_power, mean_square};
 use ringwire_media::audio_io::{
-    AudioIoError, AudioSource, MemorySink, MemoryTap, SourceState, TONE_PRESENT_SNR_DB,
+    AudioIoError, AudioSink, AudioSource, MemorySink, MemoryTap, SourceState, TONE_PRESENT_SNR_DB,
 };
 use ringwire_media::client::CallMediaConfig;
 use ringwire_media::codec::{FRAME_SAMPLES, OpusConfig, SAMPLE_RATE};
@@ -49,14 +51,26 @@ const FRAMES_WANTED: u64 = 30;
 /// The group call's members: name, tone, camera tag.
 const MEMBERS: [(&str, f64, u32); 3] = [("ada", 500.0, 1), ("bob", 700.0, 2), ("carol", 1100.0, 3)];
 
+/// Options of `ringwire demo`.
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// Instead of the demo, place this many echo test calls one after another and
+    /// print dial-to-first-audio percentiles (p50, p95).
+    #[arg(long, value_name = "N")]
+    echo_calls: Option<usize>,
+}
+
 /// Runs the demo on its own runtime.
-pub(crate) fn run() -> Result<()> {
+pub(crate) fn run(args: &DemoArgs) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(demo())
+    match args.echo_calls {
+        Some(n) => runtime.block_on(measure_echo_calls(n)),
+        None => runtime.block_on(demo()),
+    }
 }
 
 /// One check and how it went.
@@ -86,7 +100,8 @@ impl Checks {
     }
 }
 
-async fn demo() -> Result<()> {
+/// A server on 127.0.0.1 (free ports) with its data in a fresh temp dir.
+async fn start_server() -> Result<(RunningServer, PathBuf)> {
     let data_dir = std::env::temp_dir().join(format!("ringwire-demo-{}", std::process::id()));
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating {}", data_dir.display()))?;
@@ -97,6 +112,73 @@ async fn demo() -> Result<()> {
         ..ServerConfig::default()
     };
     let server = Server::start(config).await.context("starting the server")?;
+    Ok((server, data_dir))
+}
+
+/// `n` echo test calls in a row from one signed-in agent: for each, the time from
+/// dialing to the first audible audio played (the echo service's prompt), then a
+/// hang-up; prints each time and the percentiles.
+async fn measure_echo_calls(n: usize) -> Result<()> {
+    if n == 0 {
+        bail!("--echo-calls needs at least one call");
+    }
+    let (server, data_dir) = start_server().await?;
+    println!(
+        "demo: ringwire server on http://{}; {n} echo test calls, dial to first audio",
+        server.http_addr()
+    );
+    let result = async {
+        let agent = agent(&server, "alice").await?;
+        let mut times = Vec::with_capacity(n);
+        for i in 1..=n {
+            let (mut audio, _) = tone_audio(ECHO_HZ)?;
+            let heard = Arc::new(Mutex::new(None));
+            audio.sink = Box::new(FirstAudible(Arc::clone(&heard)));
+            let dialed = Instant::now();
+            let call = agent
+                .start_call(
+                    &[Identifier::EchoService],
+                    StartCallOptions::new().with_audio(audio),
+                )
+                .await?;
+            let first_heard = || *heard.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            time_until(dialed, || first_heard().is_some())
+                .await
+                .with_context(|| format!("call {i}: nothing audible within {STEP_GUARD:?}"))?;
+            let first = first_heard()
+                .map(|at: Instant| at - dialed)
+                .context("first audio time lost")?;
+            println!("  call {i}: first audio {:.1} ms", first.as_secs_f64() * 1e3);
+            times.push(first);
+            call.hang_up(HangUpOptions::new()).await?;
+            tokio::time::timeout(STEP_GUARD, call.wait_for_state(CallState::Disconnected))
+                .await
+                .with_context(|| format!("call {i} did not end"))??;
+        }
+        agent.dispose().await;
+        times.sort();
+        let pct = |p: f64| {
+            // Nearest rank: the smallest time at or above p of the calls.
+            let rank = ((p * times.len() as f64).ceil() as usize).clamp(1, times.len());
+            times[rank - 1].as_secs_f64() * 1e3
+        };
+        println!(
+            "demo: dial to first audio over {n} echo calls: p50 {:.1} ms, p95 {:.1} ms, min {:.1} ms, max {:.1} ms",
+            pct(0.50),
+            pct(0.95),
+            pct(0.0),
+            pct(1.0)
+        );
+        Ok::<_, anyhow::Error>(())
+    }
+    .await;
+    server.shut_down().await;
+    let _ = std::fs::remove_dir_all(&data_dir);
+    result
+}
+
+async fn demo() -> Result<()> {
+    let (server, data_dir) = start_server().await?;
     println!(
         "demo: ringwire server on http://{} (media on udp {})",
         server.http_addr(),
@@ -146,14 +228,15 @@ async fn agent(server: &RunningServer, name: &str) -> Result<CallAgent> {
 /// A sine at a whole number of hertz whose loudness swings ±30 % three times a
 /// second: a steady sine is "stationary noise" to libopus, and the group mixer's
 /// encoder (DTX on) would stop sending it.
-struct AmTone {
+pub(crate) struct AmTone {
     freq: f64,
     n: u64,
     name: String,
 }
 
 impl AmTone {
-    fn new(freq: f64) -> Self {
+    /// A `freq` Hz tone (a whole number of hertz keeps its phase exact).
+    pub(crate) fn new(freq: f64) -> Self {
         AmTone {
             freq,
             n: 0,
@@ -202,6 +285,25 @@ fn tone_over_noise(tap: &MemoryTap, freq: f64, tones: &[f64]) -> f64 {
         let residual = (total - known).max(1e-9);
         10.0 * (f64::max(wanted, 1e-9) / residual).log10()
     })
+}
+
+/// A speaker that notes when the first audible frame is played.
+struct FirstAudible(Arc<Mutex<Option<Instant>>>);
+
+impl AudioSink for FirstAudible {
+    fn write_frame(&mut self, frame: &[i16]) -> Result<(), AudioIoError> {
+        if mean_square(frame) > AUDIBLE {
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get_or_insert_with(Instant::now);
+        }
+        Ok(())
+    }
+
+    fn name(&self) -> &str {
+        "first audible frame"
+    }
 }
 
 /// Audio options for a tone (DTX off: a steady tone is "silence" to a DTX encoder).

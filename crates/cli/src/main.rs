@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod call;
 mod demo;
 mod devices;
 mod identity;
@@ -31,6 +32,9 @@ struct Cli {
 enum Command {
     /// Run the service until SIGINT or SIGTERM.
     Serve,
+    /// Place, join or answer one call from the terminal (real or synthetic devices);
+    /// prints the call's state, roster, speakers and stats, reads commands on stdin.
+    Call(call::CallArgs),
     /// Print an access token made with the local access key.
     Token(token::TokenArgs),
     /// Manage identities.
@@ -44,7 +48,7 @@ enum Command {
     /// Real calls on loopback through an embedded server (an echo test and a group
     /// call with synthetic audio and video), checked by content; fails unless every
     /// check passed.
-    Demo,
+    Demo(demo::DemoArgs),
     /// A scripted native peer for interop tests: calls, answers or joins with a tone
     /// and a test-pattern camera, prints what it observes as JSON lines.
     #[command(hide = true)]
@@ -55,11 +59,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve => serve::run(cli.config.as_deref()),
+        Command::Call(args) => call::run(cli.config.as_deref(), &args),
         Command::Token(args) => token::run(cli.config.as_deref(), &args),
         Command::Identity(command) => identity::run(cli.config.as_deref(), &command),
         Command::Loadtest(command) => loadtest::run(cli.config.as_deref(), &command),
         Command::Devices(args) => devices::run(&args),
-        Command::Demo => demo::run(),
+        Command::Demo(args) => demo::run(&args),
         Command::Peer(args) => peer::run(&args),
     };
     match result {
