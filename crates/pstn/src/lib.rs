@@ -6,6 +6,7 @@
 //! - [`g711`], [`rtp`], [`resample`]: the phone side's codecs and packets.
 //! - [`media`]: one phone leg's media, sans-IO: RTP towards the trunk (symmetric,
 //!   latched), G.711 <-> opus for the media plane's local participant, RFC 4733 DTMF.
+//! - [`inbound`]: which inbound INVITEs are taken and where they go (sans IO).
 //! - [`sip`]: the SIP user agent (ezk crates) that dials and answers.
 //!
 //! Sans-IO parts take `now` and follow the drain rule: after every `handle_*`, drain
@@ -14,6 +15,7 @@
 pub mod config;
 pub mod error;
 pub mod g711;
+pub mod inbound;
 pub mod limits;
 pub mod media;
 pub mod resample;

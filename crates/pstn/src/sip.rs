@@ -19,11 +19,13 @@ use ezk_sip_auth::{
     ClientAuthenticator, DigestAuthenticator, DigestCredentials, DigestUser, RequestParts,
     ResponseParts,
 };
-use ezk_sip_core::Endpoint;
+use ezk_sip_core::{Endpoint, IncomingRequest, Layer, MayTake};
 use ezk_sip_types::header::typed::{Contact, ContentType};
 use ezk_sip_types::uri::NameAddr;
 use ezk_sip_types::uri::SipUri;
-use ezk_sip_ua::dialog::DialogLayer;
+use ezk_sip_types::{Method, StatusCode};
+use ezk_sip_ua::dialog::{Dialog, DialogLayer};
+use ezk_sip_ua::invite::acceptor::InviteAcceptor;
 use ezk_sip_ua::invite::initiator::{EarlyResponse, InviteInitiator, Response};
 use ezk_sip_ua::invite::{InviteLayer, create_ack};
 use ringwire_signaling::EndReason;
@@ -31,9 +33,10 @@ use ringwire_signaling::controller::GatewayEvent;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use crate::config::Credentials;
-use crate::error::Error;
+use crate::config::{Cidr, Credentials};
+use crate::error::{Error, Malformed};
 use crate::g711::G711;
+use crate::inbound::InviteSummary;
 use crate::media::{CallAudio, PhoneMedia, PhoneMediaConfig, PhoneMediaEvent, RemoteMedia};
 use crate::rtp::{DtmfDigit, MAX_DATAGRAM};
 
@@ -75,8 +78,21 @@ impl SipEndpoint {
     ///
     /// # Errors
     /// [`Error::Io`] when the address cannot be bound.
-    pub async fn bind(listen: SocketAddr, advertised: Option<IpAddr>) -> Result<Self, Error> {
+    ///
+    /// With a `gate`, requests from sources neither on an inbound trunk's allowlist
+    /// nor an outbound trunk's address are dropped without a response, and new
+    /// INVITEs from inbound trunks go to `gate.invites` instead of being answered
+    /// by the stack.
+    pub async fn bind(
+        listen: SocketAddr,
+        advertised: Option<IpAddr>,
+        gate: Option<InboundGate>,
+    ) -> Result<Self, Error> {
         let mut builder = Endpoint::builder();
+        if let Some(gate) = gate {
+            // First, so nothing from an unknown source reaches the other layers.
+            builder.add_layer(gate);
+        }
         builder.add_layer(DialogLayer::default());
         builder.add_layer(InviteLayer::default());
         builder.user_agent("ringwire");
@@ -118,6 +134,9 @@ pub enum LegInput {
     Answer,
     /// Hang up (CANCEL before an answer, BYE after).
     HangUp,
+    /// Hang up an inbound call: refuse it with this SIP status before the answer
+    /// (603, 408, 480, ...), BYE after.
+    Refuse(u16),
 }
 
 /// Everything one outbound leg needs.
@@ -183,7 +202,7 @@ pub fn remote_media(sdp: &SessionDescription) -> Option<RemoteMedia> {
     })
 }
 
-fn sdp_of(body: &[u8]) -> Option<SessionDescription> {
+pub(crate) fn sdp_of(body: &[u8]) -> Option<SessionDescription> {
     if body.is_empty() {
         return None;
     }
@@ -251,7 +270,7 @@ async fn run_outbound(
     let mut buf = vec![0u8; MAX_DATAGRAM + 1];
     // Ringing: wait for the final response; early media plays meanwhile.
     let mut early = Vec::new();
-    let (mut session, final_response) = loop {
+    let (session, final_response) = loop {
         tokio::select! {
             response = initiator.receive() => match response.map_err(sip_error)? {
                 Response::Provisional(r) => {
@@ -298,7 +317,7 @@ async fn run_outbound(
                     flush(&mut media, socket).await;
                 }
                 Some(LegInput::Dtmf(_) | LegInput::Answer) => {}
-                Some(LegInput::HangUp) | None => {
+                Some(LegInput::HangUp | LegInput::Refuse(_)) | None => {
                     cancel(initiator).await?;
                     return Ok(EndReason::cancelled());
                 }
@@ -320,12 +339,27 @@ async fn run_outbound(
     }
     let _ = output.send(LegOutput::Event(GatewayEvent::Answered)).await;
 
-    let hard_stop = tokio::time::Instant::now() + request.max_duration;
+    run_connected(session, media, socket, input, output, request.max_duration).await
+}
+
+/// The answered part of a leg, either way: media both ways until someone hangs up,
+/// the media times out or the maximum duration is reached.
+async fn run_connected(
+    mut session: ezk_sip_ua::invite::session::InviteSession,
+    mut media: PhoneMedia,
+    socket: &UdpSocket,
+    input: &mut mpsc::Receiver<LegInput>,
+    output: &mpsc::Sender<LegOutput>,
+    max_duration: Duration,
+) -> Result<EndReason, Error> {
+    let mut buf = vec![0u8; MAX_DATAGRAM + 1];
+    let hard_stop = tokio::time::Instant::now() + max_duration;
     loop {
         let media_due = media
             .poll_timeout()
             .map(tokio::time::Instant::from_std)
-            .unwrap_or(hard_stop);
+            .unwrap_or(hard_stop)
+            .min(hard_stop);
         tokio::select! {
             event = session.run() => match event.map_err(sip_error)? {
                 ezk_sip_ua::invite::session::InviteSessionEvent::Bye(bye) => {
@@ -351,7 +385,7 @@ async fn run_outbound(
                     flush(&mut media, socket).await;
                 }
                 Some(LegInput::Answer) => {}
-                Some(LegInput::HangUp) | None => {
+                Some(LegInput::HangUp | LegInput::Refuse(_)) | None => {
                     let _ = session.terminate().await;
                     return Ok(EndReason::normal());
                 }
@@ -372,6 +406,259 @@ async fn run_outbound(
             }
         }
     }
+}
+
+/// Who may talk to the gateway's SIP endpoint, and where new inbound INVITEs go.
+/// An ezk layer placed first: see [`SipEndpoint::bind`].
+#[derive(Debug)]
+pub struct InboundGate {
+    /// Inbound trunks' source blocks: their new INVITEs are taken.
+    pub allowed: Vec<Cidr>,
+    /// Outbound trunks' addresses: their requests (BYE, re-INVITE) reach dialogs.
+    pub trusted: Vec<IpAddr>,
+    /// Where taken INVITEs go; when full, an INVITE is dropped (the caller
+    /// retransmits it).
+    pub invites: mpsc::Sender<InboundInvite>,
+}
+
+/// A new INVITE from an inbound trunk's address, taken out of the SIP stack.
+pub struct InboundInvite {
+    request: IncomingRequest,
+    summary: Result<InviteSummary, Malformed>,
+}
+
+impl std::fmt::Debug for InboundInvite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InboundInvite")
+            .field("source", &self.request.tp_info.source)
+            .field("summary", &self.summary)
+            .finish_non_exhaustive()
+    }
+}
+
+impl InboundInvite {
+    /// Where it came from.
+    #[must_use]
+    pub fn source(&self) -> SocketAddr {
+        self.request.tp_info.source
+    }
+
+    /// What it says, or why it could not be read.
+    ///
+    /// # Errors
+    /// The [`Malformed`] reason (answer 400).
+    pub fn summary(&self) -> Result<&InviteSummary, &Malformed> {
+        self.summary.as_ref()
+    }
+}
+
+impl InboundGate {
+    /// What to do with a request before any other layer sees it: `true` to drop it.
+    fn screen(&self, request: &mut Option<IncomingRequest>) {
+        let Some(r) = request.as_ref() else { return };
+        let source = r.tp_info.source.ip();
+        let inbound = self.allowed.iter().any(|c| c.contains(source));
+        if !inbound && !self.trusted.contains(&source) {
+            // Unknown source: no response at all (not even 100 Trying).
+            tracing::debug!(%source, method = %r.line.method, "SIP request from an unknown source dropped");
+            *request = None;
+            return;
+        }
+        let new_invite = r.line.method == Method::INVITE && r.base_headers.to.tag.is_none();
+        if !(inbound && new_invite) {
+            return;
+        }
+        let Some(request) = request.take() else {
+            return;
+        };
+        let summary = InviteSummary::from_parts(&request.line, &request.headers, &request.body);
+        if let Err(e) = self.invites.try_send(InboundInvite { request, summary }) {
+            tracing::debug!(error = %e, "inbound INVITE dropped: the gateway is busy");
+        }
+    }
+}
+
+// `Layer` is an async_trait; its one method is written out by hand (a boxed future)
+// so this crate needs no proc macro for it. Screening is synchronous.
+impl Layer for InboundGate {
+    fn name(&self) -> &'static str {
+        "ringwire-inbound-gate"
+    }
+
+    fn receive<'life0, 'life1, 'life2, 'async_trait>(
+        &'life0 self,
+        _endpoint: &'life1 Endpoint,
+        mut request: MayTake<'life2, IncomingRequest>,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'async_trait>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        Self: 'async_trait,
+    {
+        self.screen(request.inner());
+        Box::pin(std::future::ready(()))
+    }
+}
+
+/// Refuses an inbound INVITE with `code` (a final response, 300..=699).
+pub async fn refuse(sip: &SipEndpoint, mut invite: InboundInvite, code: u16) {
+    let code = if (300..=699).contains(&code) {
+        code
+    } else {
+        480
+    };
+    let response = sip
+        .endpoint
+        .create_response(&invite.request, StatusCode::from(code), None);
+    let tsx = sip.endpoint.create_server_inv_tsx(&mut invite.request);
+    if let Err(e) = tsx.respond_failure(response).await {
+        tracing::debug!(error = %e, code, "refusing an inbound INVITE failed");
+    }
+}
+
+/// Everything one inbound leg needs besides the INVITE.
+#[derive(Debug, Clone)]
+pub struct AnswerRequest {
+    /// The caller's audio, from its offer.
+    pub offer: RemoteMedia,
+    /// The leg's RTP socket address.
+    pub rtp: SocketAddr,
+    /// Hang up after this long connected.
+    pub max_duration: Duration,
+    /// Media settings.
+    pub media: PhoneMediaConfig,
+}
+
+fn sdp_answer(ip: IpAddr, port: u16, session: u32, offer: &RemoteMedia) -> String {
+    let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
+    let pt = offer.codec.payload_type();
+    let name = offer.codec.name();
+    let (dtmf_fmt, dtmf_lines) = match offer.dtmf_payload_type {
+        Some(d) => (
+            format!(" {d}"),
+            format!("a=rtpmap:{d} telephone-event/8000\r\na=fmtp:{d} 0-15\r\n"),
+        ),
+        None => (String::new(), String::new()),
+    };
+    format!(
+        "v=0\r\no=ringwire {session} 1 IN {family} {ip}\r\ns=ringwire\r\nc=IN {family} {ip}\r\nt=0 0\r\n\
+         m=audio {port} RTP/AVP {pt}{dtmf_fmt}\r\na=rtpmap:{pt} {name}/8000\r\n{dtmf_lines}\
+         a=ptime:20\r\na=sendrecv\r\n"
+    )
+}
+
+/// Runs an inbound leg until it ends: 180 Ringing, then 200 OK with our SDP answer
+/// on [`LegInput::Answer`] (or the refusal [`LegInput::Refuse`] says), media until
+/// someone hangs up. The last output is always `LegOutput::Event(GatewayEvent::Ended(..))`.
+pub async fn answer(
+    sip: SipEndpoint,
+    invite: InboundInvite,
+    request: AnswerRequest,
+    socket: UdpSocket,
+    mut input: mpsc::Receiver<LegInput>,
+    output: mpsc::Sender<LegOutput>,
+) {
+    let reason = match run_inbound(&sip, invite, &request, &socket, &mut input, &output).await {
+        Ok(reason) => reason,
+        Err(e) => {
+            tracing::debug!(error = %e, "inbound leg failed");
+            EndReason::server_error()
+        }
+    };
+    let _ = output
+        .send(LegOutput::Event(GatewayEvent::Ended(reason)))
+        .await;
+}
+
+async fn run_inbound(
+    sip: &SipEndpoint,
+    invite: InboundInvite,
+    request: &AnswerRequest,
+    socket: &UdpSocket,
+    input: &mut mpsc::Receiver<LegInput>,
+    output: &mpsc::Sender<LegOutput>,
+) -> Result<EndReason, Error> {
+    let host = SocketAddr::new(sip.advertised, sip.port);
+    let contact: SipUri = format!("sip:ringwire@{host}")
+        .parse()
+        .map_err(|_| Error::Config("cannot build our SIP contact".into()))?;
+    let dialog = match Dialog::new_server(
+        sip.endpoint.clone(),
+        &invite.request,
+        Contact::new(NameAddr::uri(contact)),
+    ) {
+        Ok(dialog) => dialog,
+        Err(e) => {
+            tracing::debug!(error = %e, "inbound INVITE without a usable dialog");
+            refuse(sip, invite, 400).await;
+            return Ok(EndReason::new(400, 0, "malformed INVITE"));
+        }
+    };
+    let mut acceptor = InviteAcceptor::new(dialog, invite.request);
+    let ringing = acceptor
+        .create_response(StatusCode::RINGING, None)
+        .await
+        .map_err(acceptor_error)?;
+    acceptor
+        .respond_provisional(ringing)
+        .await
+        .map_err(acceptor_error)?;
+    let _ = output.send(LegOutput::Event(GatewayEvent::Ringing)).await;
+    let mut media = PhoneMedia::new(request.media)?;
+    // Ringing: wait for the controller's answer or refusal, or the caller's CANCEL.
+    loop {
+        tokio::select! {
+            () = acceptor.cancelled() => {
+                // ezk answered the CANCEL (200) and the INVITE (487).
+                return Ok(EndReason::cancelled());
+            }
+            msg = input.recv() => match msg {
+                Some(LegInput::Answer) => break,
+                Some(LegInput::Audio(_) | LegInput::Dtmf(_)) => {}
+                Some(LegInput::Refuse(code)) => {
+                    let code = if (300..=699).contains(&code) { code } else { 480 };
+                    let response = acceptor
+                        .create_response(StatusCode::from(code), None)
+                        .await
+                        .map_err(acceptor_error)?;
+                    acceptor.respond_failure(response).await.map_err(acceptor_error)?;
+                    return Ok(end_reason(code));
+                }
+                Some(LegInput::HangUp) | None => {
+                    let response = acceptor
+                        .create_response(StatusCode::from(480), None)
+                        .await
+                        .map_err(acceptor_error)?;
+                    acceptor.respond_failure(response).await.map_err(acceptor_error)?;
+                    return Ok(EndReason::unavailable());
+                }
+            },
+        }
+    }
+    let mut ok = acceptor
+        .create_response(StatusCode::OK, None)
+        .await
+        .map_err(acceptor_error)?;
+    ok.msg
+        .headers
+        .insert_named(&ContentType(BytesStr::from_static("application/sdp")));
+    ok.msg.body = sdp_answer(
+        sip.advertised,
+        request.rtp.port(),
+        request.media.ssrc,
+        &request.offer,
+    )
+    .into();
+    media.set_remote(request.offer, std::time::Instant::now());
+    // RFC 3261 §13.3.1.4: the 200 is retransmitted until the ACK arrives.
+    let (session, _ack) = acceptor.respond_success(ok).await.map_err(acceptor_error)?;
+    let _ = output.send(LegOutput::Event(GatewayEvent::Answered)).await;
+    run_connected(session, media, socket, input, output, request.max_duration).await
+}
+
+fn acceptor_error(e: ezk_sip_ua::invite::acceptor::Error) -> Error {
+    Error::Sip(e.to_string())
 }
 
 /// Sends a new INVITE with our SDP offer, with the authorization `auth` has for it.

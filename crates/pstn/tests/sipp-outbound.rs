@@ -115,7 +115,7 @@ fn sipp_uas(status: Option<u16>) -> (Sipp, SocketAddr) {
 }
 
 async fn start_leg(trunk: SocketAddr) -> (mpsc::Sender<LegInput>, mpsc::Receiver<LegOutput>) {
-    let sip = SipEndpoint::bind("127.0.0.1:0".parse().unwrap(), None)
+    let sip = SipEndpoint::bind("127.0.0.1:0".parse().unwrap(), None, None)
         .await
         .unwrap();
     let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();

@@ -25,6 +25,18 @@
 //! go (the caller hung up first, or a newer leg for the same number in the same
 //! call) is dropped, so a late `Ended` never removes the wrong participant.
 //!
+//! Inbound calls: the SIP endpoint's gate ([`ringwire_pstn::sip::InboundGate`])
+//! drops every request from a source that is neither on an inbound trunk's
+//! allowlist nor an outbound trunk's address, without a response, and hands new
+//! INVITEs from inbound trunks to the hub. [`Gateway::screen_inbound`] decides on
+//! them ([`ringwire_pstn::inbound::InboundScreen`]: number owned and dispatched,
+//! caller E.164, a G.711 offer; refusals remembered by Call-ID), the controller
+//! rings the dispatch rule's user or puts the phone into its group call
+//! ([`CallController::start_gateway_call`](ringwire_signaling::controller::CallController::start_gateway_call)),
+//! and the leg ([`ringwire_pstn::sip::answer`]) rings (180) until the controller
+//! answers it (200 with our SDP answer) or refuses it with the end reason's code
+//! (603 declined, 408 no answer, 480 nobody online).
+//!
 //! Without `[pstn]` every phone dial fails at once with 480 "no SIP trunk is
 //! configured".
 
@@ -32,12 +44,15 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
 use ringwire_media::codec::OpusConfig;
-use ringwire_pstn::config::{DialRefusal, PortRange, PstnConfig};
+use ringwire_pstn::config::{Cidr, DialRefusal, DispatchTarget, PortRange, PstnConfig};
+use ringwire_pstn::inbound::{InboundRoute, InboundScreen, Screening};
 use ringwire_pstn::limits::{DialLimiter, LimitExceeded};
 use ringwire_pstn::media::PhoneMediaConfig;
-use ringwire_pstn::sip::{DialRequest, LegInput, LegOutput, SipEndpoint};
-use ringwire_signaling::controller::{GatewayEvent, MediaCommand};
-use ringwire_signaling::{CallId, ClientKind, EndReason, Identifier, PhoneNumber};
+use ringwire_pstn::sip::{
+    AnswerRequest, DialRequest, InboundGate, InboundInvite, LegInput, LegOutput, SipEndpoint,
+};
+use ringwire_signaling::controller::{GatewayEvent, InboundTarget, MediaCommand};
+use ringwire_signaling::{CallId, ClientKind, EndReason, GroupId, Identifier, PhoneNumber, UserId};
 use tokio::sync::mpsc;
 use tokio_util::task::TaskTracker;
 
@@ -49,6 +64,8 @@ use crate::media::WeakMedia;
 const LEG_INPUT_QUEUE: usize = 64;
 /// Outputs of a leg waiting to be forwarded.
 const LEG_OUTPUT_QUEUE: usize = 256;
+/// Inbound INVITEs waiting for the hub; more are dropped (their callers retransmit).
+const INBOUND_QUEUE: usize = 64;
 
 /// Tells legs of the same call and number apart (a number dialed again in a call).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -68,6 +85,8 @@ struct Pstn {
     legs: BTreeMap<(CallId, Identifier), Leg>,
     /// Per-caller caps: calls at once, calls per minute.
     limits: DialLimiter<Identifier>,
+    /// Decides on inbound INVITEs; remembers refusals by Call-ID.
+    screen: InboundScreen,
     next_leg: u64,
     ssrc_seed: u64,
     hub: WeakHub,
@@ -81,8 +100,34 @@ struct Leg {
     input: mpsc::Sender<LegInput>,
     /// Put into the media room for early media, before the controller did.
     early_media: bool,
-    /// Who dialed, for the per-caller caps.
-    caller: Identifier,
+    /// Who dialed, for the per-caller caps (`None` for inbound legs).
+    caller: Option<Identifier>,
+}
+
+/// An inbound call the screen let through, with its RTP socket, waiting for the
+/// controller's decision.
+#[derive(Debug)]
+pub(crate) struct PendingInbound {
+    invite: InboundInvite,
+    route: InboundRoute,
+    socket: tokio::net::UdpSocket,
+    rtp: SocketAddr,
+}
+
+impl PendingInbound {
+    /// The calling phone.
+    pub(crate) fn caller(&self) -> Identifier {
+        Identifier::Phone(self.route.caller.clone())
+    }
+
+    /// Where the dispatch rule sends the call, as the controller names it; `None`
+    /// when the configured name is not a valid id.
+    pub(crate) fn target(&self) -> Option<InboundTarget> {
+        match &self.route.target {
+            DispatchTarget::User(u) => UserId::new(u).ok().map(InboundTarget::User),
+            DispatchTarget::Group(g) => GroupId::new(g).ok().map(InboundTarget::Group),
+        }
+    }
 }
 
 /// What the hub does with a leg's report.
@@ -128,13 +173,30 @@ impl Gateway {
         let Some(config) = config else {
             return Ok(Gateway::disabled());
         };
-        let sip = SipEndpoint::bind(config.sip_listen, config.advertised_ip)
+        let (invites, mut invites_rx) = mpsc::channel(INBOUND_QUEUE);
+        let gate = InboundGate {
+            allowed: config
+                .inbound
+                .iter()
+                .flat_map(|t| t.allowed_sources.iter())
+                .filter_map(|s| Cidr::parse(s).ok())
+                .collect(),
+            trusted: config.outbound.iter().map(|t| t.address.ip()).collect(),
+            invites,
+        };
+        let sip = SipEndpoint::bind(config.sip_listen, config.advertised_ip, Some(gate))
             .await
             .map_err(|source| GatewayError::Bind {
                 addr: config.sip_listen,
                 source,
             })?;
-        tracing::info!(sip = %config.sip_listen, trunks = config.outbound.len(), "pstn gateway started");
+        tracing::info!(sip = %config.sip_listen, trunks = config.outbound.len(), inbound = config.inbound.len(), "pstn gateway started");
+        let inbound_hub = hub.clone();
+        tracker.spawn(async move {
+            while let Some(invite) = invites_rx.recv().await {
+                inbound_hub.inbound_invite(invite).await;
+            }
+        });
         Ok(Gateway {
             pstn: Some(Pstn {
                 config: config.clone(),
@@ -145,6 +207,7 @@ impl Gateway {
                     config.max_calls_per_identity,
                     config.calls_per_minute_per_identity,
                 ),
+                screen: InboundScreen::new(config),
                 next_leg: 0,
                 ssrc_seed: seed,
                 hub,
@@ -199,15 +262,156 @@ impl Gateway {
         &mut self,
         call_id: &CallId,
         target: &Identifier,
+        reason: &EndReason,
     ) -> Option<MediaCommand> {
         let pstn = self.pstn.as_mut()?;
         let leg = pstn.legs.remove(&(call_id.clone(), target.clone()))?;
-        pstn.limits.finished(&leg.caller);
+        if let Some(caller) = &leg.caller {
+            pstn.limits.finished(caller);
+        }
         tracing::debug!(%call_id, %target, "hanging up phone leg");
         // A full queue means the leg is far behind; dropping the sender ends it too
-        // (the leg treats a closed input as a hang-up).
-        let _ = leg.input.try_send(LegInput::HangUp);
+        // (the leg treats a closed input as a hang-up). Inbound legs not yet answered
+        // are refused with the reason's code (603 declined, 408 no answer).
+        let input = match leg.caller {
+            Some(_) => LegInput::HangUp,
+            None => LegInput::Refuse(reason.code),
+        };
+        let _ = leg.input.try_send(input);
         leg.early_media.then(|| leave(call_id, target))
+    }
+
+    /// Screens an inbound INVITE: unknown sources are dropped, refusals answered
+    /// (and remembered by Call-ID); a call to route comes back with its RTP socket.
+    pub(crate) fn screen_inbound(
+        &mut self,
+        invite: InboundInvite,
+        now: std::time::Instant,
+    ) -> Option<PendingInbound> {
+        let pstn = self.pstn.as_mut()?;
+        let source = invite.source();
+        let summary = match invite.summary() {
+            Ok(summary) => summary.clone(),
+            Err(e) => {
+                tracing::debug!(%source, error = %e, "malformed inbound INVITE");
+                pstn.refuse(invite, 400);
+                return None;
+            }
+        };
+        let route = match pstn.screen.screen(source.ip(), &summary, now) {
+            Screening::Drop => {
+                tracing::debug!(%source, "inbound INVITE from an unknown source dropped");
+                return None;
+            }
+            Screening::Refuse(code) => {
+                tracing::debug!(%source, call_id = %summary.call_id, code, "inbound INVITE refused");
+                pstn.refuse(invite, code);
+                return None;
+            }
+            Screening::Route(route) => route,
+        };
+        let bind_ip = pstn.config.sip_listen.ip();
+        let Some((socket, rtp)) = pstn.ports.bind(bind_ip).and_then(|s| {
+            let addr = s.local_addr().ok()?;
+            Some((s, addr))
+        }) else {
+            tracing::warn!(range = ?pstn.config.rtp_ports, "no free RTP port for an inbound call");
+            pstn.screen.refused(&summary.call_id, 503, now);
+            pstn.refuse(invite, 503);
+            return None;
+        };
+        tracing::debug!(trunk = %route.trunk, caller = %route.caller, called = %route.called, "inbound call");
+        Some(PendingInbound {
+            invite,
+            route,
+            socket,
+            rtp,
+        })
+    }
+
+    /// A fresh id for an inbound call to a user: unique in this server, not guessable
+    /// from outside.
+    pub(crate) fn inbound_call_id(&mut self) -> Option<CallId> {
+        let pstn = self.pstn.as_mut()?;
+        pstn.next_leg += 1;
+        let mix = pstn.ssrc_seed ^ pstn.next_leg.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        CallId::new(&format!("pstn-{mix:016x}-{}", pstn.next_leg)).ok()
+    }
+
+    /// The controller refused the call: answer the INVITE with `reason.code`.
+    pub(crate) fn refuse_inbound(
+        &mut self,
+        pending: PendingInbound,
+        reason: &EndReason,
+        now: std::time::Instant,
+    ) {
+        let Some(pstn) = self.pstn.as_mut() else {
+            return;
+        };
+        let code = if (300..=699).contains(&reason.code) {
+            reason.code
+        } else {
+            480
+        };
+        if let Ok(summary) = pending.invite.summary() {
+            pstn.screen.refused(&summary.call_id, code, now);
+        }
+        pstn.refuse(pending.invite, code);
+    }
+
+    /// The controller took the call as `call_id`: the leg rings (180) until the
+    /// controller answers it ([`Gateway::answer`]) or hangs it up.
+    pub(crate) fn start_inbound(&mut self, pending: PendingInbound, call_id: &CallId) {
+        let Some(pstn) = self.pstn.as_mut() else {
+            return;
+        };
+        pstn.next_leg += 1;
+        let id = LegId(pstn.next_leg);
+        let ssrc = (pstn.ssrc_seed ^ pstn.next_leg.wrapping_mul(0x9E37_79B9_7F4A_7C15)) as u32;
+        let target = Identifier::Phone(pending.route.caller.clone());
+        let request = AnswerRequest {
+            offer: pending.route.offer,
+            rtp: pending.rtp,
+            max_duration: pstn.config.max_call_duration,
+            media: PhoneMediaConfig {
+                local: pending.rtp,
+                media_timeout: pstn.config.media_timeout,
+                ssrc,
+                opus: OpusConfig {
+                    dtx: false,
+                    ..OpusConfig::default()
+                },
+            },
+        };
+        let (input, input_rx) = mpsc::channel(LEG_INPUT_QUEUE);
+        let (output, output_rx) = mpsc::channel(LEG_OUTPUT_QUEUE);
+        pstn.media
+            .attach_phone(call_id.clone(), target.clone(), input.clone());
+        pstn.tracker.spawn(ringwire_pstn::sip::answer(
+            pstn.sip.clone(),
+            pending.invite,
+            request,
+            pending.socket,
+            input_rx,
+            output,
+        ));
+        pstn.tracker.spawn(forward(
+            output_rx,
+            call_id.clone(),
+            target.clone(),
+            id,
+            pstn.hub.clone(),
+            pstn.media.clone(),
+        ));
+        pstn.legs.insert(
+            (call_id.clone(), target),
+            Leg {
+                id,
+                input,
+                early_media: false,
+                caller: None,
+            },
+        );
     }
 
     /// The controller answered an inbound leg (someone accepted the phone's call, or
@@ -255,8 +459,8 @@ impl Gateway {
             }
             GatewayEvent::Ended(_) => {
                 let ended = pstn.legs.remove(&key);
-                if let Some(leg) = &ended {
-                    pstn.limits.finished(&leg.caller);
+                if let Some(caller) = ended.as_ref().and_then(|l| l.caller.as_ref()) {
+                    pstn.limits.finished(caller);
                 }
                 ended
                     .filter(|l| l.early_media)
@@ -279,6 +483,14 @@ fn leave(call_id: &CallId, target: &Identifier) -> MediaCommand {
 }
 
 impl Pstn {
+    /// Answers an inbound INVITE with a final `code`, off the hub's task.
+    fn refuse(&self, invite: InboundInvite, code: u16) {
+        let sip = self.sip.clone();
+        self.tracker.spawn(async move {
+            ringwire_pstn::sip::refuse(&sip, invite, code).await;
+        });
+    }
+
     fn dial(
         &mut self,
         call_id: &CallId,
@@ -360,7 +572,7 @@ impl Pstn {
                 id,
                 input,
                 early_media: false,
-                caller: caller.clone(),
+                caller: Some(caller.clone()),
             },
         );
         Ok(())

@@ -23,6 +23,7 @@ use tokio::time::Instant;
 
 use crate::gateway::{Gateway, LegId};
 use crate::media::{MediaEvent, MediaHandle};
+use ringwire_pstn::sip::InboundInvite;
 
 /// How many frames may wait for one connection before it counts as too slow and is
 /// dropped; the hub never waits for a connection.
@@ -76,6 +77,7 @@ enum Input {
         leg: LegId,
         event: GatewayEvent,
     },
+    Inbound(Box<InboundInvite>),
 }
 
 /// A cheap, cloneable handle to the hub task.
@@ -167,6 +169,17 @@ impl WeakHub {
                 event,
             })
             .await;
+    }
+}
+
+impl WeakHub {
+    /// Hands the hub a new INVITE from an inbound trunk (waits for room in the queue;
+    /// only the gateway's inbound task waits). A stopped hub needs no news.
+    pub(crate) async fn inbound_invite(&self, invite: InboundInvite) {
+        let Some(tx) = self.tx.upgrade() else {
+            return;
+        };
+        let _ = tx.send(Input::Inbound(Box::new(invite))).await;
     }
 }
 
@@ -326,6 +339,7 @@ impl Hub {
                 return Some(done);
             }
             Input::Media(event) => self.media_event(event, now),
+            Input::Inbound(invite) => self.inbound(*invite, now),
             Input::Leg {
                 call_id,
                 target,
@@ -346,6 +360,29 @@ impl Hub {
         }
         self.drain();
         None
+    }
+
+    /// A new INVITE from an inbound trunk: screened by the gateway, then handed to the
+    /// controller, which rings a user or puts the phone into a group call.
+    fn inbound(&mut self, invite: InboundInvite, now: std::time::Instant) {
+        let Some(pending) = self.gateway.screen_inbound(invite, now) else {
+            return;
+        };
+        let (Some(target), Some(call_id)) = (pending.target(), self.gateway.inbound_call_id())
+        else {
+            self.gateway
+                .refuse_inbound(pending, &EndReason::not_found(), now);
+            return;
+        };
+        let caller = pending.caller();
+        match self
+            .controller
+            .start_gateway_call(call_id, caller, target, now)
+        {
+            // Registered before the drain, so the controller's Answer finds the leg.
+            Ok(call_id) => self.gateway.start_inbound(pending, &call_id),
+            Err(reason) => self.gateway.refuse_inbound(pending, &reason, now),
+        }
     }
 
     /// The drain rule: empty every controller output before the next input.
@@ -422,9 +459,11 @@ impl Hub {
                 self.gateway.answer(&call_id, &target);
             }
             Command::Gateway(GatewayCommand::HangUp {
-                call_id, target, ..
+                call_id,
+                target,
+                reason,
             }) => {
-                if let Some(command) = self.gateway.hang_up(&call_id, &target) {
+                if let Some(command) = self.gateway.hang_up(&call_id, &target, &reason) {
                     self.media.command(command);
                 }
             }

@@ -17,6 +17,11 @@
 //! - Group calls: dial-out from a group call, and a 1:1 phone call promoted to a group
 //!   call; everyone hears the others (the phone's AM tone through G.711 into the mixer).
 //! - A trunk that challenges with digest gets our credentials; per-caller caps.
+//! - Inbound: sipp as the phone (UAC) calls a number the server owns, dispatched to
+//!   user bob: bob's client gets the incoming call from `4:+15557654321`, accepts and
+//!   hears the phone's 600 Hz tone (PCMU -> opus); declining answers 603; numbers
+//!   not owned get 404, an offline user 480; an unlisted source gets no answer at
+//!   all, and garbage from a listed one breaks nothing.
 //!
 //! Skipped (with a message) when `sipp` is not installed (`apt install sip-tester`),
 //! except under CI (`CI` set), where a missing sipp fails them: setup installs it.
@@ -1065,5 +1070,349 @@ async fn a_country_the_trunk_does_not_allow_is_refused() {
         .unwrap();
     assert_eq!((reason.code, reason.subcode), (403, 4033), "{reason:?}");
     handle.close().await;
+    server.shut_down().await;
+}
+
+// ---- Inbound calls: sipp as the phone (UAC) calling a number the server owns ----
+
+/// The number the server owns on its inbound trunk, dispatched to user `bob`.
+const OWNED: &str = "+15550001111";
+/// The calling phone.
+const PHONE: &str = "+15557654321";
+/// The tone the calling phone plays.
+const PHONE_TONE_HZ: f64 = 600.0;
+
+/// An INVITE from [`PHONE`] to `[service]` with a PCMU + telephone-event offer.
+const INBOUND_INVITE: &str = r#"<send retrans="500"><![CDATA[
+
+      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:+15557654321@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:+15557654321@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0 101
+      a=rtpmap:0 PCMU/8000
+      a=rtpmap:101 telephone-event/8000
+      a=fmtp:101 0-15
+
+  ]]></send>
+  <recv response="100" optional="true" />
+  <recv response="180" optional="true" />"#;
+
+/// The ACK for a non-2xx final response (same branch, RFC 3261 §17.1.1.3).
+const ACK_FAILURE: &str = r#"<send><![CDATA[
+
+      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+
+  ]]></send>"#;
+
+/// What the calling phone does.
+#[derive(Debug, Clone, Copy)]
+enum Caller {
+    /// Waits for 200, ACKs, plays [`PHONE_TONE_HZ`] until our BYE.
+    TalkUntilBye,
+    /// Expects this final refusal and ACKs it.
+    ExpectRefusal(u16),
+}
+
+fn caller_scenario(caller: Caller) -> String {
+    let body = match caller {
+        Caller::TalkUntilBye => format!(
+            r#"{INBOUND_INVITE}
+  <recv response="200" rrs="true" />
+  <send><![CDATA[
+
+      ACK [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+
+  ]]></send>
+  <nop><action><exec rtp_stream="tone.ulaw,-1,0" /></action></nop>
+  <recv request="BYE" />
+  <send><![CDATA[
+
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+  ]]></send>"#
+        ),
+        Caller::ExpectRefusal(code) => format!(
+            r#"{INBOUND_INVITE}
+  <recv response="{code}" />
+  {ACK_FAILURE}"#
+        ),
+    };
+    format!(
+        r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="a phone calls in">
+  {body}
+</scenario>"#
+    )
+}
+
+/// sipp as the calling phone: calls `number` at `gateway` once.
+fn sipp_uac(caller: Caller, gateway: SocketAddr, number: &str) -> Sipp {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("caller.xml"), caller_scenario(caller)).unwrap();
+    let mut pcm = vec![0i16; 8000];
+    tone(PHONE_TONE_HZ, 8000.0, 8000, 0, &mut pcm);
+    let mut ulaw = Vec::new();
+    G711::Pcmu.encode(&pcm, &mut ulaw);
+    std::fs::write(dir.path().join("tone.ulaw"), ulaw).unwrap();
+    let port = free_port();
+    let media = free_port();
+    let child = Command::new("sipp")
+        .current_dir(dir.path())
+        .args(["-sf", "caller.xml", &gateway.to_string()])
+        .args(["-s", number.trim_start_matches('+')])
+        .args(["-i", "127.0.0.1", "-p", &port.to_string()])
+        .args(["-mi", "127.0.0.1", "-mp", &media.to_string()])
+        .args(["-m", "1", "-nostdin", "-timeout", "60s", "-timeout_error"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sipp starts");
+    Sipp {
+        child,
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        _dir: dir,
+    }
+}
+
+/// A server whose inbound trunk (loopback only) owns [`OWNED`], dispatched to `target`.
+async fn inbound_server(
+    target: ringwire_pstn::config::DispatchTarget,
+) -> (RunningServer, tempfile::TempDir) {
+    // No outbound trunk is used; it points at a port nobody listens on.
+    let nowhere = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    server_with(nowhere, |pstn| {
+        pstn.inbound = vec![ringwire_pstn::config::InboundTrunk {
+            name: "sipp-in".into(),
+            numbers: vec![OWNED.into()],
+            allowed_sources: vec!["127.0.0.1/32".into()],
+            credentials: None,
+        }];
+        pstn.dispatch = vec![ringwire_pstn::config::DispatchRule {
+            number: OWNED.into(),
+            target,
+        }];
+    })
+    .await
+}
+
+/// Waits for an incoming call; returns its id and caller.
+async fn until_incoming(events: &mut EventStream) -> (CallId, Identifier) {
+    let wait = async {
+        loop {
+            if let Event::IncomingCall {
+                call_id, caller, ..
+            } = events.recv().await.expect("events go on")
+            {
+                return (call_id, caller);
+            }
+        }
+    };
+    tokio::time::timeout(GUARD, wait)
+        .await
+        .expect("an incoming call in time")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_calls_a_user_who_accepts_and_hears_it() {
+    if !have_sipp() {
+        return;
+    }
+    let (server, _dir) =
+        inbound_server(ringwire_pstn::config::DispatchTarget::User("bob".into())).await;
+    let (bob, mut events) = client_named(&server, "bob").await;
+    let mut sipp = sipp_uac(Caller::TalkUntilBye, server.sip_addr().unwrap(), OWNED);
+
+    let (call, caller) = until_incoming(&mut events).await;
+    assert_eq!(caller, Identifier::phone(PHONE).unwrap());
+    assert_eq!(caller.to_string(), format!("4:{PHONE}"));
+    bob.accept(&call, JoinOptions::default()).await.unwrap();
+    until_state(&mut events, &call, CallState::Connected).await;
+
+    let (sink, tap) = MemorySink::bounded(Duration::from_secs(2));
+    let mut options = AudioOptions::new(ToneSource::new(TONE_HZ, 0.25).unwrap(), sink);
+    options.media = CallMediaConfig::with_opus(OpusConfig {
+        dtx: false,
+        ..OpusConfig::default()
+    });
+    let audio = bob.start_audio(&call, options).await.unwrap();
+    tokio::time::timeout(GUARD, audio.wait_connected())
+        .await
+        .expect("audio connects in time")
+        .unwrap();
+    let window = Duration::from_secs(1);
+    let started = tokio::time::Instant::now();
+    while tap.written() < samples(window) || !tap.has_tone(PHONE_TONE_HZ, window) {
+        assert!(
+            started.elapsed() < GUARD,
+            "the phone's tone not heard: {:.1} dB over {} samples; {:?}",
+            tap.tone_snr(PHONE_TONE_HZ, window),
+            tap.written(),
+            audio.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!(
+        "inbound phone through G.711: {:.1} dB SNR",
+        tap.tone_snr(PHONE_TONE_HZ, window)
+    );
+
+    // Bob hangs up: the gateway BYEs the phone, sipp's scenario ends cleanly.
+    bob.hang_up(&call, false).await.unwrap();
+    let reason = until_state(&mut events, &call, CallState::Disconnected).await;
+    assert_eq!(reason.map(|r| r.code), Some(0));
+    let status = sipp.exit().await;
+    assert!(status.success(), "sipp failed: {status}");
+    bob.close().await;
+    server.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declined_phone_call_gets_603() {
+    if !have_sipp() {
+        return;
+    }
+    let (server, _dir) =
+        inbound_server(ringwire_pstn::config::DispatchTarget::User("bob".into())).await;
+    let (bob, mut events) = client_named(&server, "bob").await;
+    let mut sipp = sipp_uac(
+        Caller::ExpectRefusal(603),
+        server.sip_addr().unwrap(),
+        OWNED,
+    );
+    let (call, _) = until_incoming(&mut events).await;
+    bob.reject(&call).await.unwrap();
+    let status = sipp.exit().await;
+    assert!(status.success(), "sipp did not get its 603: {status}");
+    bob.close().await;
+    server.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_to_numbers_not_owned_or_users_offline_are_refused() {
+    if !have_sipp() {
+        return;
+    }
+    let (server, _dir) =
+        inbound_server(ringwire_pstn::config::DispatchTarget::User("bob".into())).await;
+    // Not a number of the trunk: 404.
+    let mut sipp = sipp_uac(
+        Caller::ExpectRefusal(404),
+        server.sip_addr().unwrap(),
+        "+15559999999",
+    );
+    let status = sipp.exit().await;
+    assert!(status.success(), "no 404: {status}");
+    // Bob is not online: 480.
+    let mut sipp = sipp_uac(
+        Caller::ExpectRefusal(480),
+        server.sip_addr().unwrap(),
+        OWNED,
+    );
+    let status = sipp.exit().await;
+    assert!(status.success(), "no 480: {status}");
+    server.shut_down().await;
+}
+
+/// A minimal INVITE to [`OWNED`] from `from` (an address string), with an SDP offer.
+fn raw_invite(from: SocketAddr, gateway: SocketAddr, call_id: &str) -> Vec<u8> {
+    let sdp = format!(
+        "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n",
+        ip = from.ip()
+    );
+    format!(
+        "INVITE sip:{OWNED}@{gateway} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {from};branch=z9hG4bK-{call_id}\r\n\
+         Max-Forwards: 70\r\n\
+         To: <sip:{OWNED}@{gateway}>\r\n\
+         From: <sip:{PHONE}@{from}>;tag=t-{call_id}\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: 1 INVITE\r\n\
+         Contact: <sip:{PHONE}@{from}>\r\n\
+         Content-Type: application/sdp\r\n\
+         Content-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    )
+    .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_sources_get_no_answer_and_garbage_breaks_nothing() {
+    if !have_sipp() {
+        return;
+    }
+    let (server, _dir) =
+        inbound_server(ringwire_pstn::config::DispatchTarget::User("bob".into())).await;
+    let gateway = server.sip_addr().unwrap();
+    // 127.0.0.2 is loopback too, but not on the trunk's allowlist (127.0.0.1/32).
+    let stranger = StdUdp::bind("127.0.0.2:0").unwrap();
+    stranger.set_nonblocking(true).unwrap();
+    let invite = raw_invite(stranger.local_addr().unwrap(), gateway, "stranger-1");
+    stranger.send_to(&invite, gateway).unwrap();
+    // From the allowed source: garbage, a truncated INVITE, an INVITE whose From has
+    // escaped quotes (which ezk's parser rejects), and one without a From tag.
+    let friend = StdUdp::bind("127.0.0.1:0").unwrap();
+    let me = friend.local_addr().unwrap();
+    let good = raw_invite(me, gateway, "friend-1");
+    let escaped = String::from_utf8(good.clone()).unwrap().replace(
+        &format!("From: <sip:{PHONE}"),
+        &format!("From: \"J \\\"Jim\\\" R\" <sip:{PHONE}"),
+    );
+    let untagged = String::from_utf8(raw_invite(me, gateway, "friend-2"))
+        .unwrap()
+        .replace(";tag=t-friend-2", "");
+    for bytes in [
+        &b"\x00\x01garbage\r\n\r\n"[..],
+        &good[..good.len() / 2],
+        escaped.as_bytes(),
+        untagged.as_bytes(),
+    ] {
+        friend.send_to(bytes, gateway).unwrap();
+    }
+    // A well-formed call from the allowed source still gets its answer (bob is
+    // offline: 480), after everything above was sent.
+    let mut sipp = sipp_uac(Caller::ExpectRefusal(480), gateway, OWNED);
+    let status = sipp.exit().await;
+    assert!(status.success(), "the gateway stopped answering: {status}");
+    // The stranger heard nothing: not even 100 Trying.
+    let mut buf = [0u8; 2048];
+    assert!(
+        stranger.recv_from(&mut buf).is_err(),
+        "an unknown source got: {}",
+        String::from_utf8_lossy(&buf)
+    );
     server.shut_down().await;
 }
