@@ -2,24 +2,67 @@
 //! routes the signaling session's events to the calls.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 
 use futures_core::Stream;
+use ringwire_devices::{DeviceError, DeviceKind, Selection};
+use ringwire_media::video::VideoFormat;
 use ringwire_signaling::{CallId, ConnectionState, Event, GroupId, Identifier};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::call::{Call, CallEvent, CallInner, CallSlot, RemoteParticipant, Snapshot};
+use super::call::{Call, CallEvent, CallInner, CallSlot, ParticipantEvent, Snapshot};
+use super::devices::Devices;
 use super::options::{
-    AcceptCallOptions, CallClientOptions, JoinCallOptions, MediaChoice, StartCallOptions,
+    AcceptCallOptions, CallClientOptions, JoinCallOptions, LocalVideoStream, MediaChoice,
+    StartCallOptions,
 };
 use crate::client::{EventStream, SignalingClient};
 use crate::error::Error;
+use crate::media::AudioOptions;
 
-/// Makes [`CallAgent`]s: one per user identity (access token).
+/// Makes [`CallAgent`]s (one per user identity, access token) and holds the devices
+/// their calls use. Cheap to clone, `Send`; clones share the devices.
+///
+/// # Devices
+/// [`CallClient::device_manager`] lists microphones, speakers, cameras and screens
+/// (real ones, and synthetic ones when [`CallClientOptions::devices`] asks for them)
+/// and reports device changes. The client remembers which microphone, speaker and
+/// camera are selected; [`CallClient::device_audio`] opens the selected microphone and
+/// speaker for a call, and selecting another one moves those streams while the call
+/// runs:
+///
+/// ```no_run
+/// use ringwire_calling::{CallClient, CallClientOptions, Endpoint, StartCallOptions};
+/// use ringwire_devices::{DeviceKind, Selection};
+/// use ringwire_signaling::Identifier;
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let client = CallClient::new(CallClientOptions::new(Endpoint::ws(
+///     "ws://127.0.0.1:8080/v1/signaling",
+/// )));
+/// for mic in client.device_manager()?.list(DeviceKind::Microphone)? {
+///     println!("{} {}", mic.id, mic.name);
+/// }
+/// client.select_microphone(Selection::Device("pulseaudio:ring_a.monitor".into()))?;
+/// let agent = client.create_call_agent("<token>").await?;
+/// let call = agent
+///     .start_call(
+///         &[Identifier::user("bob")?],
+///         StartCallOptions::new().with_audio(client.device_audio()?),
+///     )
+///     .await?;
+/// // Mid-call, the user picks another speaker: the call's playback moves there.
+/// client.select_speaker(Selection::Device("pulseaudio:ring_b".into()))?;
+/// # drop(call);
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone)]
 pub struct CallClient {
     options: CallClientOptions,
+    /// Started on first use: apps that bring their own sources never start the
+    /// device thread.
+    devices: Arc<OnceLock<Devices>>,
 }
 
 /// One signed-in user's calls: starts and joins calls, reports incoming ones. Cheap
@@ -70,7 +113,114 @@ impl CallClient {
     /// A client that connects as `options` say (nothing happens until
     /// [`CallClient::create_call_agent`]).
     pub fn new(options: CallClientOptions) -> Self {
-        CallClient { options }
+        CallClient {
+            options,
+            devices: Arc::new(OnceLock::new()),
+        }
+    }
+
+    fn devices(&self) -> Result<&Devices, DeviceError> {
+        if let Some(devices) = self.devices.get() {
+            return Ok(devices);
+        }
+        let devices = Devices::new(self.options.devices.clone())?;
+        // Another clone may have won the race: then its manager is the one kept.
+        let _ = self.devices.set(devices);
+        self.devices.get().ok_or(DeviceError::InvalidConfig(
+            "the device manager did not start",
+        ))
+    }
+
+    /// The device manager (started on first use, as [`CallClientOptions::devices`]
+    /// says): lists devices, reports changes ([`DeviceManager::poll_event`]), opens
+    /// screens and windows to share.
+    ///
+    /// # Errors
+    /// As [`DeviceManager::new`].
+    ///
+    /// [`DeviceManager::poll_event`]: ringwire_devices::DeviceManager::poll_event
+    /// [`DeviceManager::new`]: ringwire_devices::DeviceManager::new
+    pub fn device_manager(&self) -> Result<&ringwire_devices::DeviceManager, DeviceError> {
+        Ok(self.devices()?.manager())
+    }
+
+    /// The microphone calls capture from ([`Selection::Default`] until one is
+    /// selected).
+    ///
+    /// # Errors
+    /// As [`CallClient::device_manager`].
+    pub fn selected_microphone(&self) -> Result<Selection, DeviceError> {
+        Ok(self.devices()?.selected(DeviceKind::Microphone))
+    }
+
+    /// The speaker calls play on.
+    ///
+    /// # Errors
+    /// As [`CallClient::device_manager`].
+    pub fn selected_speaker(&self) -> Result<Selection, DeviceError> {
+        Ok(self.devices()?.selected(DeviceKind::Speaker))
+    }
+
+    /// The camera [`CallClient::camera_stream`] opens.
+    ///
+    /// # Errors
+    /// As [`CallClient::device_manager`].
+    pub fn selected_camera(&self) -> Result<Selection, DeviceError> {
+        Ok(self.devices()?.selected(DeviceKind::Camera))
+    }
+
+    /// Selects the microphone for calls, and moves the capture of every call running
+    /// on [`CallClient::device_audio`] there.
+    ///
+    /// # Errors
+    /// When a running capture cannot move there (it goes on from its device, and
+    /// the selection stays as it was); as [`CallClient::device_manager`].
+    pub fn select_microphone(&self, selection: Selection) -> Result<(), DeviceError> {
+        self.devices()?.select_microphone(selection)
+    }
+
+    /// Selects the speaker for calls, and moves the playback of every call running on
+    /// [`CallClient::device_audio`] there.
+    ///
+    /// # Errors
+    /// As [`CallClient::select_microphone`].
+    pub fn select_speaker(&self, selection: Selection) -> Result<(), DeviceError> {
+        self.devices()?.select_speaker(selection)
+    }
+
+    /// Selects the camera [`CallClient::camera_stream`] opens from now on (a running
+    /// camera moves with [`Call::switch_source`]).
+    ///
+    /// # Errors
+    /// As [`CallClient::device_manager`].
+    pub fn select_camera(&self, selection: Selection) -> Result<(), DeviceError> {
+        self.devices()?.select_camera(selection);
+        Ok(())
+    }
+
+    /// A call's media from the selected microphone and speaker (with the video engine
+    /// on, so the call can send video later), for
+    /// [`StartCallOptions::with_audio`] and its kin. The streams follow later
+    /// selections while the call runs.
+    ///
+    /// # Errors
+    /// As [`DeviceManager::open_microphone`] and
+    /// [`DeviceManager::open_speaker`]; as [`CallClient::device_manager`].
+    ///
+    /// [`DeviceManager::open_microphone`]: ringwire_devices::DeviceManager::open_microphone
+    /// [`DeviceManager::open_speaker`]: ringwire_devices::DeviceManager::open_speaker
+    pub fn device_audio(&self) -> Result<AudioOptions, DeviceError> {
+        self.devices()?.audio_options()
+    }
+
+    /// A camera video from the selected camera near `format`, for
+    /// [`StartCallOptions::with_video`] (or its source for [`Call::start_video`]).
+    ///
+    /// # Errors
+    /// As [`DeviceManager::open_camera`](ringwire_devices::DeviceManager::open_camera);
+    /// as [`CallClient::device_manager`].
+    pub fn camera_stream(&self, format: VideoFormat) -> Result<LocalVideoStream, DeviceError> {
+        self.devices()?.camera_stream(format)
     }
 
     /// Connects and signs in with `token`; returns once the server accepted it.
@@ -359,7 +509,7 @@ impl Dispatcher {
     }
 
     async fn handle(&self, event: Event) {
-        let (id, event) = match event {
+        let call_id = match &event {
             Event::IncomingCall {
                 call_id,
                 caller,
@@ -368,86 +518,90 @@ impl Dispatcher {
             } => {
                 let _ = self.incoming.send(IncomingCall {
                     agent: self.agent.clone(),
-                    id: call_id,
-                    caller,
-                    video,
-                    group_id,
+                    id: call_id.clone(),
+                    caller: caller.clone(),
+                    video: *video,
+                    group_id: group_id.clone(),
                 });
                 return;
             }
-            Event::CallStateChanged {
-                call_id,
-                state,
-                end_reason,
-            } => (call_id, CallEvent::StateChanged { state, end_reason }),
-            Event::ParticipantAdded {
-                call_id,
-                participant,
-            } => (
-                call_id,
-                CallEvent::ParticipantAdded(RemoteParticipant::from_info(participant)),
-            ),
-            Event::ParticipantUpdated {
-                call_id,
-                participant,
-            } => (
-                call_id,
-                CallEvent::ParticipantUpdated(RemoteParticipant::from_info(participant)),
-            ),
-            Event::ParticipantRemoved {
-                call_id,
-                id,
-                reason,
-            } => (
-                call_id,
-                CallEvent::ParticipantRemoved {
-                    identifier: id,
-                    reason,
-                },
-            ),
-            Event::MuteChanged { call_id, muted } => (call_id, CallEvent::MuteChanged { muted }),
-            Event::DominantSpeakersChanged { call_id, speakers } => {
-                (call_id, CallEvent::DominantSpeakersChanged(speakers))
-            }
-            Event::RemoteVideoAdded {
-                call_id,
-                participant,
-                stream,
-            } => (
-                call_id,
-                CallEvent::RemoteVideoAdded {
-                    participant,
-                    stream,
-                },
-            ),
-            Event::RemoteVideoChanged {
-                call_id,
-                participant,
-                stream,
-            } => (
-                call_id,
-                CallEvent::RemoteVideoChanged {
-                    participant,
-                    stream,
-                },
-            ),
-            Event::RemoteVideoRemoved {
-                call_id,
-                participant,
-                kind,
-            } => (call_id, CallEvent::RemoteVideoRemoved { participant, kind }),
-            Event::RequestFailed {
-                code,
-                message,
+            Event::CallStateChanged { call_id, .. }
+            | Event::ParticipantAdded { call_id, .. }
+            | Event::ParticipantUpdated { call_id, .. }
+            | Event::ParticipantRemoved { call_id, .. }
+            | Event::MuteChanged { call_id, .. }
+            | Event::DominantSpeakersChanged { call_id, .. }
+            | Event::RemoteVideoAdded { call_id, .. }
+            | Event::RemoteVideoChanged { call_id, .. }
+            | Event::RemoteVideoRemoved { call_id, .. }
+            | Event::RequestFailed {
                 call_id: Some(call_id),
-            } => (call_id, CallEvent::RequestFailed { code, message }),
+                ..
+            } => call_id.clone(),
             // Connection events show in the connection state; media negotiation and
             // receive slots are the media task's business.
             _ => return,
         };
-        if let Some(slot) = self.refresh(&id).await {
-            let _ = slot.events.send(event);
-        }
+        let Some(slot) = self.refresh(&call_id).await else {
+            return;
+        };
+        let event = match event {
+            Event::CallStateChanged {
+                state, end_reason, ..
+            } => CallEvent::StateChanged { state, end_reason },
+            Event::ParticipantAdded { participant, .. } => {
+                slot.participant_reported(&participant);
+                CallEvent::ParticipantAdded(slot.participant(participant.id))
+            }
+            Event::ParticipantUpdated { participant, .. } => {
+                slot.participant_reported(&participant);
+                CallEvent::ParticipantUpdated(slot.participant(participant.id))
+            }
+            Event::ParticipantRemoved { id, reason, .. } => {
+                slot.participant_removed(&id, reason.as_ref());
+                CallEvent::ParticipantRemoved {
+                    identifier: id,
+                    reason,
+                }
+            }
+            Event::MuteChanged { muted, .. } => CallEvent::MuteChanged { muted },
+            Event::DominantSpeakersChanged { speakers, .. } => {
+                CallEvent::DominantSpeakersChanged(speakers)
+            }
+            Event::RemoteVideoAdded {
+                participant,
+                stream,
+                ..
+            } => {
+                slot.participant_video(&participant, ParticipantEvent::VideoStreamAdded(stream));
+                CallEvent::RemoteVideoAdded {
+                    participant,
+                    stream,
+                }
+            }
+            Event::RemoteVideoChanged {
+                participant,
+                stream,
+                ..
+            } => {
+                slot.participant_video(&participant, ParticipantEvent::VideoStreamChanged(stream));
+                CallEvent::RemoteVideoChanged {
+                    participant,
+                    stream,
+                }
+            }
+            Event::RemoteVideoRemoved {
+                participant, kind, ..
+            } => {
+                slot.participant_video(&participant, ParticipantEvent::VideoStreamRemoved { kind });
+                CallEvent::RemoteVideoRemoved { participant, kind }
+            }
+            Event::RequestFailed { code, message, .. } => {
+                CallEvent::RequestFailed { code, message }
+            }
+            _ => return,
+        };
+        let _ = slot.events.send(event);
     }
 
     /// Takes the session's view of call `id` into its slot, if the call has one.

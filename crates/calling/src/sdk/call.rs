@@ -1,6 +1,8 @@
 //! [`Call`]: the app's handle to one call, the [`RemoteParticipant`]s it shows and
 //! the [`CallEvent`]s it reports.
 
+use std::collections::BTreeMap;
+use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use ringwire_media::client::CallMediaStats;
@@ -82,11 +84,50 @@ pub enum CallEvent {
     },
 }
 
-/// A remote participant of a call as last reported: a snapshot, cheap to clone.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A remote participant of a call: a live handle, cheap to clone, `Send`. Its
+/// accessors show the latest the call knows about them (after they left: their last
+/// state, `Disconnected`, and why they left); [`RemoteParticipant::events`] reports
+/// each change. Holding it does not keep the call alive.
+#[derive(Clone)]
 pub struct RemoteParticipant {
-    info: ParticipantInfo,
-    dominant: bool,
+    identifier: Identifier,
+    slot: Arc<CallSlot>,
+}
+
+/// Something that changed about one remote participant, from
+/// [`RemoteParticipant::events`]; the handle's accessors already show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ParticipantEvent {
+    /// Their state changed (connecting, connected, on hold, in the lobby, gone).
+    StateChanged {
+        /// The new state.
+        state: ParticipantState,
+    },
+    /// Their microphone was muted or unmuted.
+    MutedChanged {
+        /// Whether they are muted now.
+        muted: bool,
+    },
+    /// They started or stopped speaking.
+    SpeakingChanged {
+        /// Whether they speak now.
+        speaking: bool,
+    },
+    /// They started sending a video stream.
+    VideoStreamAdded(VideoStream),
+    /// One of their video streams changed size.
+    VideoStreamChanged(VideoStream),
+    /// One of their video streams ended.
+    VideoStreamRemoved {
+        /// Which of their streams ended.
+        kind: VideoKind,
+    },
+    /// They left the call (hung up, were removed, declined, lost their connection).
+    Left {
+        /// Why, when the server said.
+        reason: Option<EndReason>,
+    },
 }
 
 /// A call's media counters.
@@ -106,12 +147,13 @@ pub struct CallEvents {
     missed: u64,
 }
 
-/// The [`CallEvent`]s about one remote participant (added, updated, removed, their
-/// video), from [`Call::participant_events`].
+/// The [`ParticipantEvent`]s about one remote participant, from
+/// [`RemoteParticipant::events`] or [`Call::participant_events`].
 #[derive(Debug)]
 pub struct ParticipantEvents {
-    events: CallEvents,
+    events: broadcast::Receiver<(Identifier, ParticipantEvent)>,
     who: Identifier,
+    missed: u64,
 }
 
 /// A handle to one call: cheap to clone, `Send`. Reading accessors show the
@@ -129,6 +171,10 @@ pub struct Call {
 pub(crate) struct CallSlot {
     pub(crate) snapshot: watch::Sender<Snapshot>,
     pub(crate) events: broadcast::Sender<CallEvent>,
+    pub(crate) participant_events: broadcast::Sender<(Identifier, ParticipantEvent)>,
+    /// Each remote participant as last reported by an event, kept after they left
+    /// (the session's roster drops them).
+    pub(crate) reported: Mutex<BTreeMap<Identifier, ParticipantInfo>>,
 }
 
 /// The session's view of a call, and whether the agent still runs.
@@ -156,7 +202,93 @@ impl CallSlot {
             closed: false,
         });
         let (events, _) = broadcast::channel(EVENT_CAPACITY);
-        Arc::new(CallSlot { snapshot, events })
+        let (participant_events, _) = broadcast::channel(EVENT_CAPACITY);
+        Arc::new(CallSlot {
+            snapshot,
+            events,
+            participant_events,
+            reported: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// A handle to remote participant `identifier` of this call.
+    pub(crate) fn participant(self: &Arc<Self>, identifier: Identifier) -> RemoteParticipant {
+        RemoteParticipant {
+            identifier,
+            slot: Arc::clone(self),
+        }
+    }
+
+    /// Takes in what a participant event said about `info.id`, and reports what
+    /// changed on the participant's own stream.
+    pub(crate) fn participant_reported(&self, info: &ParticipantInfo) {
+        let old = self
+            .reported
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(info.id.clone(), info.clone());
+        let mut changes = Vec::new();
+        if old.as_ref().map(|o| o.state) != Some(info.state) {
+            changes.push(ParticipantEvent::StateChanged { state: info.state });
+        }
+        if old.as_ref().is_some_and(|o| o.muted) != info.muted {
+            changes.push(ParticipantEvent::MutedChanged { muted: info.muted });
+        }
+        if old.as_ref().is_some_and(|o| o.speaking) != info.speaking {
+            changes.push(ParticipantEvent::SpeakingChanged {
+                speaking: info.speaking,
+            });
+        }
+        let was_gone = old
+            .as_ref()
+            .is_some_and(|o| o.state == ParticipantState::Disconnected);
+        if info.state == ParticipantState::Disconnected && !was_gone {
+            changes.push(ParticipantEvent::Left {
+                reason: info.end_reason.clone(),
+            });
+        }
+        for change in changes {
+            let _ = self.participant_events.send((info.id.clone(), change));
+        }
+    }
+
+    /// `identifier` left the call (or was dropped from the roster) because of `reason`.
+    pub(crate) fn participant_removed(&self, identifier: &Identifier, reason: Option<&EndReason>) {
+        let mut reported = self.reported.lock().unwrap_or_else(PoisonError::into_inner);
+        let info = reported
+            .entry(identifier.clone())
+            .or_insert_with(|| ParticipantInfo {
+                id: identifier.clone(),
+                state: ParticipantState::Idle,
+                muted: false,
+                speaking: false,
+                video: Vec::new(),
+                end_reason: None,
+            });
+        if info.state == ParticipantState::Disconnected {
+            return;
+        }
+        info.state = ParticipantState::Disconnected;
+        info.speaking = false;
+        info.video.clear();
+        if reason.is_some() {
+            info.end_reason = reason.cloned();
+        }
+        let reason = info.end_reason.clone();
+        drop(reported);
+        for change in [
+            ParticipantEvent::StateChanged {
+                state: ParticipantState::Disconnected,
+            },
+            ParticipantEvent::Left { reason },
+        ] {
+            let _ = self.participant_events.send((identifier.clone(), change));
+        }
+    }
+
+    /// Reports a change of one of `identifier`'s video streams.
+    pub(crate) fn participant_video(&self, identifier: &Identifier, change: ParticipantEvent) {
+        let _ = self.participant_events.send((identifier.clone(), change));
     }
 }
 
@@ -226,21 +358,30 @@ impl Call {
         self.view(|c| c.video().to_vec())
     }
 
-    /// Everyone else in the call, ordered by identifier.
+    /// Everyone else in the call (in the lobby too), ordered by identifier.
     pub fn remote_participants(&self) -> Vec<RemoteParticipant> {
-        self.view(|c| {
+        let ids: Vec<Identifier> = self.view(|c| {
             c.remote_participants()
-                .map(|p| RemoteParticipant::new(p.info().clone(), c.dominant_speakers()))
+                .map(|p| p.info().id.clone())
                 .collect()
-        })
+        });
+        ids.into_iter()
+            .map(|id| self.inner.slot.participant(id))
+            .collect()
     }
 
-    /// One remote participant, if they are in the call.
+    /// One remote participant, if they are in the call's roster.
     pub fn remote_participant(&self, identifier: &Identifier) -> Option<RemoteParticipant> {
-        self.view(|c| {
-            c.participant(identifier)
-                .map(|p| RemoteParticipant::new(p.info().clone(), c.dominant_speakers()))
-        })
+        self.view(|c| c.participant(identifier).is_some())
+            .then(|| self.inner.slot.participant(identifier.clone()))
+    }
+
+    /// Those waiting in the call's lobby to be admitted ([`Call::admit`]).
+    pub fn lobby_participants(&self) -> Vec<RemoteParticipant> {
+        self.remote_participants()
+            .into_iter()
+            .filter(|p| p.state() == ParticipantState::InLobby)
+            .collect()
     }
 
     /// Who speaks most, most dominant first.
@@ -269,13 +410,10 @@ impl Call {
         }
     }
 
-    /// The call's events about `identifier` from now on (whether or not they are in
-    /// the call yet).
+    /// The events about remote participant `identifier` from now on (whether or not
+    /// they are in the call yet).
     pub fn participant_events(&self, identifier: &Identifier) -> ParticipantEvents {
-        ParticipantEvents {
-            events: self.events(),
-            who: identifier.clone(),
-        }
+        self.inner.slot.participant(identifier.clone()).events()
     }
 
     /// Waits until `done` holds for this call (checked now and after every change).
@@ -498,6 +636,16 @@ impl Call {
         self.synced(result).await
     }
 
+    /// Lets `target` in from the lobby (see [`Call::lobby_participants`]).
+    ///
+    /// # Errors
+    /// [`Error::Session`] when the call is not in progress or `target` is not
+    /// waiting in its lobby; [`Error::Closed`].
+    pub async fn admit(&self, target: &Identifier) -> Result<(), Error> {
+        let result = self.inner.agent.client.admit(&self.inner.id, target).await;
+        self.synced(result).await
+    }
+
     /// Removes `target` from the call.
     ///
     /// # Errors
@@ -553,21 +701,25 @@ impl Drop for CallInner {
 }
 
 impl RemoteParticipant {
-    fn new(info: ParticipantInfo, dominant: &[Identifier]) -> RemoteParticipant {
-        let dominant = dominant.first() == Some(&info.id);
-        RemoteParticipant { info, dominant }
-    }
-
-    pub(crate) fn from_info(info: ParticipantInfo) -> RemoteParticipant {
-        RemoteParticipant {
-            info,
-            dominant: false,
+    /// `f` of what the call knows about them: the roster, or the last report after
+    /// they left it.
+    fn with_info<T>(&self, f: impl FnOnce(Option<&ParticipantInfo>) -> T) -> T {
+        let snapshot = self.slot.snapshot.borrow();
+        if let Some(p) = snapshot.call.participant(&self.identifier) {
+            return f(Some(p.info()));
         }
+        drop(snapshot);
+        let reported = self
+            .slot
+            .reported
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        f(reported.get(&self.identifier))
     }
 
     /// Who they are.
     pub fn identifier(&self) -> &Identifier {
-        &self.info.id
+        &self.identifier
     }
 
     /// A name to show. The server does not carry display names yet, so this is
@@ -576,37 +728,68 @@ impl RemoteParticipant {
         None
     }
 
-    /// Their state in the call.
+    /// Their state in the call (`Disconnected` once they left it).
     pub fn state(&self) -> ParticipantState {
-        self.info.state
+        self.with_info(|p| p.map_or(ParticipantState::Disconnected, |p| p.state))
     }
 
     /// Whether their microphone is muted.
     pub fn is_muted(&self) -> bool {
-        self.info.muted
+        self.with_info(|p| p.is_some_and(|p| p.muted))
     }
 
-    /// Whether they are speaking now.
+    /// Whether they are speaking now, as the server reports it (the server does not
+    /// report it yet, so this stays `false`; [`RemoteParticipant::is_dominant_speaker`]
+    /// says who leads).
     pub fn is_speaking(&self) -> bool {
-        self.info.speaking
+        self.with_info(|p| {
+            p.is_some_and(|p| p.speaking && p.state != ParticipantState::Disconnected)
+        })
     }
 
-    /// Whether they are the most dominant speaker (in a snapshot taken from
-    /// [`Call::remote_participants`]; `false` in events).
+    /// Whether they are the most dominant speaker of the call now.
     pub fn is_dominant_speaker(&self) -> bool {
-        self.dominant
+        self.slot.snapshot.borrow().call.dominant_speakers().first() == Some(&self.identifier)
     }
 
     /// The video streams they send, with kind and size.
-    pub fn video_streams(&self) -> &[VideoStream] {
-        &self.info.video
+    pub fn video_streams(&self) -> Vec<VideoStream> {
+        self.with_info(|p| p.map(|p| p.video.clone()).unwrap_or_default())
     }
 
     /// Why they left, once they have and the server said.
-    pub fn end_reason(&self) -> Option<&EndReason> {
-        self.info.end_reason.as_ref()
+    pub fn end_reason(&self) -> Option<EndReason> {
+        self.with_info(|p| p.and_then(|p| p.end_reason.clone()))
+    }
+
+    /// The changes about them from now on.
+    pub fn events(&self) -> ParticipantEvents {
+        ParticipantEvents {
+            events: self.slot.participant_events.subscribe(),
+            who: self.identifier.clone(),
+            missed: 0,
+        }
     }
 }
+
+impl fmt::Debug for RemoteParticipant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteParticipant")
+            .field("identifier", &self.identifier)
+            .field("state", &self.state())
+            .field("muted", &self.is_muted())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Two handles are equal when they name the same participant of the same call.
+impl PartialEq for RemoteParticipant {
+    fn eq(&self, other: &Self) -> bool {
+        self.identifier == other.identifier && Arc::ptr_eq(&self.slot, &other.slot)
+    }
+}
+
+impl Eq for RemoteParticipant {}
 
 impl CallEvent {
     /// The remote participant the event is about, if it is about one.
@@ -631,19 +814,30 @@ impl ParticipantEvents {
     }
 
     /// The next event about the participant; `None` once every handle of the call
-    /// is gone.
-    pub async fn recv(&mut self) -> Option<CallEvent> {
+    /// (and of its participants) is gone. A reader that fell more than 256 events of
+    /// the call's participants behind skips the oldest ([`ParticipantEvents::missed`]
+    /// counts them).
+    pub async fn recv(&mut self) -> Option<ParticipantEvent> {
         loop {
-            let event = self.events.recv().await?;
-            if event.participant() == Some(&self.who) {
-                return Some(event);
+            match self.events.recv().await {
+                Ok((who, event)) if who == self.who => return Some(event),
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(n)) => self.missed += n,
+                Err(broadcast::error::RecvError::Closed) => return None,
             }
         }
+    }
+
+    /// How many events (about anyone in the call) this reader skipped because it
+    /// fell behind.
+    pub fn missed(&self) -> u64 {
+        self.missed
     }
 }
 
 impl CallEvents {
-    /// The next event; `None` once every handle of the call is gone. A reader that fell
+    /// The next event; `None` once every handle of the call (and of its remote
+    /// participants) is gone. A reader that fell
     /// more than 256 events behind skips the oldest ([`CallEvents::missed`] counts
     /// them); the [`Call`]'s accessors always show the latest state.
     pub async fn recv(&mut self) -> Option<CallEvent> {

@@ -74,6 +74,7 @@
 
 mod agent;
 mod call;
+mod devices;
 mod options;
 
 pub use agent::{CallAgent, CallClient, IncomingCall};

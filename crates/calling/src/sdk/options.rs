@@ -3,6 +3,7 @@
 
 use std::fmt;
 
+use ringwire_devices::DeviceManagerConfig;
 use ringwire_media::video::VideoSource;
 use ringwire_signaling::{JoinOptions, VideoKind};
 
@@ -18,6 +19,9 @@ pub struct CallClientOptions {
     pub endpoint: Endpoint,
     /// Keep-alive, reconnect and seed settings of the signaling connection.
     pub connect: ConnectOptions,
+    /// How [`CallClient::device_manager`](super::CallClient::device_manager) lists
+    /// and opens devices (synthetic devices, sound backend, polling).
+    pub devices: DeviceManagerConfig,
 }
 
 impl CallClientOptions {
@@ -26,7 +30,15 @@ impl CallClientOptions {
         CallClientOptions {
             endpoint,
             connect: ConnectOptions::default(),
+            devices: DeviceManagerConfig::default(),
         }
+    }
+
+    /// These options with `devices` as the device manager's configuration.
+    #[must_use]
+    pub fn with_device_config(mut self, devices: DeviceManagerConfig) -> Self {
+        self.devices = devices;
+        self
     }
 
     /// These options with `connect` as the connection settings.
