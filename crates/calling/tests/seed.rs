@@ -1,0 +1,33 @@
+//! The seed's feature tables (DESIGN.md, "What the SDK must do"), one module per
+//! table and one test per row, named after the row, through the public SDK only: the
+//! real server on loopback and one `CallAgent` per user over WebSocket. Media is
+//! checked by content: tones by Goertzel in what each side played, video by the test
+//! pattern's sender tag (or a window's colour) in what each side decoded.
+//!
+//! Every test starts its own server (nextest runs each test in its own process, so a
+//! server cannot be shared; starting one costs milliseconds); rows that need no media
+//! run without it. The tables share one test binary: each links to about 500 MB in a
+//! debug build.
+//!
+//! Not here: the PSTN table (`crates/server/tests/pstn.rs`), the web-only rows
+//! (share a browser tab: `web/`), and streaming limits (`video_e2e.rs`).
+
+#![allow(clippy::unwrap_used)] // Scenario helpers outside #[test] fns unwrap too.
+
+#[path = "support/harness.rs"]
+mod harness;
+#[path = "sdk_kit/mod.rs"]
+mod kit;
+
+/// Core: calls, media controls, devices, states.
+#[path = "seed/core.rs"]
+mod core_table;
+/// General: the audio test service.
+#[path = "seed/general.rs"]
+mod general;
+/// Roster: list and remove participants.
+#[path = "seed/roster.rs"]
+mod roster;
+/// Screen sharing: the whole screen, one application, a remote share.
+#[path = "seed/screen_sharing.rs"]
+mod screen_sharing;
