@@ -23,8 +23,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use ringwire_calling::{
-    AudioOptions, Call, CallAgent, CallClient, CallClientOptions, Endpoint, HangUpOptions,
-    JoinCallOptions, LocalVideoStream, RemoteVideo, StartCallOptions, VideoOptions,
+    AudioOptions, Call, CallAgent, CallClient, CallClientOptions, CallEvent, Endpoint,
+    HangUpOptions, JoinCallOptions, LocalVideoStream, RemoteVideo, StartCallOptions, VideoOptions,
 };
 use ringwire_media::analysis::{goertzel_power, mean_square};
 use ringwire_media::audio_io::{
@@ -116,8 +116,10 @@ async fn start_server() -> Result<(RunningServer, PathBuf)> {
 }
 
 /// `n` echo test calls in a row from one signed-in agent: for each, the time from
-/// dialing to the first audible audio played (the echo service's prompt), then a
-/// hang-up; prints each time and the percentiles.
+/// dialing to the call being placed (`start_call` returned), to the `Connected`
+/// state, to media connected (ICE and DTLS done) and to the first audible audio
+/// played (the echo service's prompt), then a hang-up; prints each call and the
+/// percentiles of each step.
 async fn measure_echo_calls(n: usize) -> Result<()> {
     if n == 0 {
         bail!("--echo-calls needs at least one call");
@@ -129,7 +131,8 @@ async fn measure_echo_calls(n: usize) -> Result<()> {
     );
     let result = async {
         let agent = agent(&server, "alice").await?;
-        let mut times = Vec::with_capacity(n);
+        // Per call: placed, connected, media connected, first audio.
+        let mut steps: [Vec<Duration>; 4] = Default::default();
         for i in 1..=n {
             let (mut audio, _) = tone_audio(ECHO_HZ)?;
             let heard = Arc::new(Mutex::new(None));
@@ -141,6 +144,17 @@ async fn measure_echo_calls(n: usize) -> Result<()> {
                     StartCallOptions::new().with_audio(audio),
                 )
                 .await?;
+            let placed = dialed.elapsed();
+            let connected = {
+                let call = call.clone();
+                tokio::spawn(async move {
+                    call.wait_for_state(CallState::Connected).await.map(|()| dialed.elapsed())
+                })
+            };
+            let media = {
+                let call = call.clone();
+                tokio::spawn(async move { call.wait_media_connected().await.map(|()| dialed.elapsed()) })
+            };
             let first_heard = || *heard.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             time_until(dialed, || first_heard().is_some())
                 .await
@@ -148,26 +162,45 @@ async fn measure_echo_calls(n: usize) -> Result<()> {
             let first = first_heard()
                 .map(|at: Instant| at - dialed)
                 .context("first audio time lost")?;
-            println!("  call {i}: first audio {:.1} ms", first.as_secs_f64() * 1e3);
-            times.push(first);
+            let connected = tokio::time::timeout(STEP_GUARD, connected)
+                .await
+                .with_context(|| format!("call {i} never showed Connected"))???;
+            let media = tokio::time::timeout(STEP_GUARD, media)
+                .await
+                .with_context(|| format!("call {i}: media never connected"))???;
+            println!(
+                "  call {i}: placed {:.1} ms, connected {:.1} ms, media {:.1} ms, first audio {:.1} ms",
+                msf(placed),
+                msf(connected),
+                msf(media),
+                msf(first)
+            );
+            for (step, d) in steps.iter_mut().zip([placed, connected, media, first]) {
+                step.push(d);
+            }
             call.hang_up(HangUpOptions::new()).await?;
             tokio::time::timeout(STEP_GUARD, call.wait_for_state(CallState::Disconnected))
                 .await
                 .with_context(|| format!("call {i} did not end"))??;
         }
         agent.dispose().await;
-        times.sort();
-        let pct = |p: f64| {
-            // Nearest rank: the smallest time at or above p of the calls.
-            let rank = ((p * times.len() as f64).ceil() as usize).clamp(1, times.len());
-            times[rank - 1].as_secs_f64() * 1e3
-        };
+        println!("demo: over {n} echo calls (p50 / p95 / max):");
+        for (name, times) in ["placed", "connected", "media connected", "first audio"]
+            .iter()
+            .zip(&mut steps)
+        {
+            times.sort();
+            println!(
+                "  {name:<16} {:.1} / {:.1} / {:.1} ms",
+                msf(percentile(times, 0.50)),
+                msf(percentile(times, 0.95)),
+                msf(percentile(times, 1.0)),
+            );
+        }
         println!(
-            "demo: dial to first audio over {n} echo calls: p50 {:.1} ms, p95 {:.1} ms, min {:.1} ms, max {:.1} ms",
-            pct(0.50),
-            pct(0.95),
-            pct(0.0),
-            pct(1.0)
+            "demo: dial to first audio over {n} echo calls: p50 {:.1} ms, p95 {:.1} ms",
+            msf(percentile(&steps[3], 0.50)),
+            msf(percentile(&steps[3], 0.95)),
         );
         Ok::<_, anyhow::Error>(())
     }
@@ -175,6 +208,18 @@ async fn measure_echo_calls(n: usize) -> Result<()> {
     server.shut_down().await;
     let _ = std::fs::remove_dir_all(&data_dir);
     result
+}
+
+/// The nearest-rank percentile `p` (0..=1) of `sorted`: the smallest value at or
+/// above that share of them.
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len().max(1));
+    sorted.get(rank - 1).copied().unwrap_or_default()
+}
+
+/// Milliseconds with a fraction.
+fn msf(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
 }
 
 async fn demo() -> Result<()> {
@@ -331,6 +376,53 @@ async fn time_until(started: Instant, mut done: impl FnMut() -> bool) -> Option<
     }
 }
 
+/// The states a call went through: the one it had when we got it, then each
+/// [`CallEvent::StateChanged`].
+struct StateLog(Arc<Mutex<Vec<CallState>>>);
+
+impl StateLog {
+    fn follow(call: &Call) -> StateLog {
+        let states = Arc::new(Mutex::new(vec![call.state()]));
+        let mut events = call.events();
+        let log = Arc::clone(&states);
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                if let CallEvent::StateChanged { state, .. } = event {
+                    let mut states = log
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if states.last() != Some(&state) {
+                        states.push(state);
+                    }
+                    if state == CallState::Disconnected {
+                        break;
+                    }
+                }
+            }
+        });
+        StateLog(states)
+    }
+
+    /// `Connected -> Disconnected`, ending with the call's state now (its last event
+    /// may still be on its way to the log).
+    fn show(&self, call: &Call) -> String {
+        let mut states = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let now = call.state();
+        if states.last() != Some(&now) {
+            states.push(now);
+        }
+        states
+            .iter()
+            .map(|s| format!("{s:?}"))
+            .collect::<Vec<_>>()
+            .join(" -> ")
+    }
+}
+
 fn ms(d: Duration) -> String {
     format!("{} ms", d.as_millis())
 }
@@ -345,6 +437,7 @@ async fn echo_test(server: &RunningServer, checks: &mut Checks) -> Result<()> {
             StartCallOptions::new().with_audio(audio),
         )
         .await?;
+    let states = StateLog::follow(&call);
     let connected = tokio::time::timeout(STEP_GUARD, call.wait_for_state(CallState::Connected))
         .await
         .is_ok_and(|r| r.is_ok())
@@ -392,6 +485,7 @@ async fn echo_test(server: &RunningServer, checks: &mut Checks) -> Result<()> {
         ended && reason.as_ref().is_some_and(|r| r.code == 0),
         format!("end reason {reason:?}"),
     );
+    println!("  states: {}", states.show(&call));
     if let Some(stats) = call.media_stats() {
         println!(
             "  audio: {} packets sent, {} received",
@@ -440,6 +534,7 @@ struct Member {
     freq: f64,
     agent: CallAgent,
     call: Call,
+    states: StateLog,
     tap: MemoryTap,
     seen: Seen,
 }
@@ -489,6 +584,7 @@ async fn group_call(server: &RunningServer, checks: &mut Checks) -> Result<()> {
             id: Identifier::user(name)?,
             freq,
             agent,
+            states: StateLog::follow(&call),
             call,
             tap,
             seen,
@@ -609,6 +705,7 @@ async fn group_call(server: &RunningServer, checks: &mut Checks) -> Result<()> {
         reasons,
     );
     for m in members {
+        println!("  {} states: {}", m.name, m.states.show(&m.call));
         if let Some(stats) = m.call.media_stats() {
             println!(
                 "  {}: audio {} packets out / {} in; video {} frames sent, {} decoded",

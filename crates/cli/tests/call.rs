@@ -198,9 +198,10 @@ impl Serve {
             "none",
             "--screen",
             "none",
-            "--stats-every",
-            "500ms",
         ];
+        if !args.contains(&"--stats-every") {
+            all.extend_from_slice(&["--stats-every", "500ms"]);
+        }
         all.extend_from_slice(args);
         Proc::spawn(name, home, &all)
     }
@@ -383,4 +384,62 @@ fn bad_arguments_fail_with_a_clear_message() {
             proc.dump()
         );
     }
+}
+
+#[test]
+fn a_group_call_adds_removes_and_ends_for_everyone() {
+    let home = tempfile::tempdir().unwrap();
+    let server = serve(home.path());
+    let quiet = ["--speaker", "null", "--stats-every", "0s"];
+    let mut carol = server.call(
+        "carol",
+        home.path(),
+        "carol",
+        &[&["--answer", "--mic", "tone:900"][..], &quiet[..]].concat(),
+    );
+    carol.expect_line("waiting for a call");
+    let mut alice = server.call(
+        "alice",
+        home.path(),
+        "alice",
+        &[&["--group", "team", "--mic", "tone:500"][..], &quiet[..]].concat(),
+    );
+    alice.expect_line("state Connected");
+    let mut bob = server.call(
+        "bob",
+        home.path(),
+        "bob",
+        &[&["--group", "team", "--mic", "tone:700"][..], &quiet[..]].concat(),
+    );
+    bob.expect_line("state Connected");
+    bob.expect_line("participant 8:alice Connected muted=false");
+    alice.expect_line("participant 8:bob Connected muted=false");
+
+    // alice invites carol, who answers and shows up in everyone's roster.
+    alice.send("add carol");
+    alice.expect_line("ok add carol");
+    carol.expect("the invitation", |l| l.starts_with("incoming "));
+    carol.expect_line("state Connected");
+    alice.expect_line("participant 8:carol Connected muted=false");
+    bob.expect_line("participant 8:carol Connected muted=false");
+
+    // alice removes bob: his call ends, the others see him leave.
+    alice.send("remove bob");
+    alice.expect_line("ok remove bob");
+    bob.expect_line("state Disconnected");
+    alice.expect("bob leaving", |l| l.starts_with("left 8:bob"));
+    carol.expect("bob leaving", |l| l.starts_with("left 8:bob"));
+    let status = bob.wait();
+    assert!(status.success(), "bob exited with {status}\n{}", bob.dump());
+
+    // alice ends the call for everyone.
+    alice.send("hangup all");
+    alice.expect_line("ok hangup all");
+    carol.expect_line("state Disconnected");
+    alice.expect_line("state Disconnected");
+    for proc in [&mut alice, &mut carol] {
+        let status = proc.wait();
+        assert!(status.success(), "exited with {status}\n{}", proc.dump());
+    }
+    drop(server.proc);
 }
