@@ -272,6 +272,20 @@ impl SignalingClient {
             .await
     }
 
+    /// Sends DTMF `digits` (`0-9`, `*`, `#`, `A-D`, at most 32) to the phone
+    /// participants of a connected call: the gateway plays them as RFC 4733 events
+    /// on each phone leg. Keys a phone presses arrive as
+    /// [`Event::DtmfReceived`](ringwire_signaling::Event::DtmfReceived).
+    ///
+    /// # Errors
+    /// [`Error::Session`] as [`ClientSession::send_dtmf`] (bad digits, call not
+    /// connected); [`Error::Closed`].
+    pub async fn send_dtmf(&self, call_id: &CallId, digits: &str) -> Result<(), Error> {
+        let digits = digits.to_owned();
+        self.call_command(call_id, move |s, id, now| s.send_dtmf(id, &digits, now))
+            .await
+    }
+
     /// Unmutes our microphone in a call.
     ///
     /// # Errors

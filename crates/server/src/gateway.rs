@@ -48,6 +48,7 @@ use ringwire_pstn::config::{Cidr, DialRefusal, DispatchTarget, PortRange, PstnCo
 use ringwire_pstn::inbound::{InboundRoute, InboundScreen, Screening};
 use ringwire_pstn::limits::{DialLimiter, LimitExceeded};
 use ringwire_pstn::media::PhoneMediaConfig;
+use ringwire_pstn::rtp::DtmfDigit;
 use ringwire_pstn::sip::{
     AnswerRequest, DialRequest, InboundGate, InboundInvite, LegInput, LegOutput, SipEndpoint,
 };
@@ -414,6 +415,24 @@ impl Gateway {
         );
     }
 
+    /// Plays `digits` to a phone leg as RFC 4733 events, one after the other.
+    pub(crate) fn send_dtmf(&mut self, call_id: &CallId, target: &Identifier, digits: &str) {
+        let Some(leg) = self
+            .pstn
+            .as_mut()
+            .and_then(|p| p.legs.get(&(call_id.clone(), target.clone())))
+        else {
+            tracing::debug!(%call_id, %target, "dtmf for a leg we do not have");
+            return;
+        };
+        for digit in digits.chars().filter_map(DtmfDigit::from_char) {
+            if leg.input.try_send(LegInput::Dtmf(digit)).is_err() {
+                tracing::debug!(%call_id, %target, "phone leg busy; dtmf dropped");
+                return;
+            }
+        }
+    }
+
     /// The controller answered an inbound leg (someone accepted the phone's call, or
     /// it joined a group call): the leg sends 200 OK.
     pub(crate) fn answer(&mut self, call_id: &CallId, target: &Identifier) {
@@ -597,8 +616,9 @@ async fn forward(
             }
             LegOutput::Audio(audio) => media.phone_audio(call_id.clone(), target.clone(), audio),
             LegOutput::Dtmf(digit) => {
-                // Not yet delivered to the call's clients (protocol has no DTMF event).
                 tracing::debug!(%call_id, %target, digit = %digit.to_char(), "dtmf from phone");
+                hub.leg_dtmf(call_id.clone(), target.clone(), digit.to_char().to_string())
+                    .await;
             }
         }
     }

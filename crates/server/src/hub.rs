@@ -78,6 +78,11 @@ enum Input {
         event: GatewayEvent,
     },
     Inbound(Box<InboundInvite>),
+    LegDtmf {
+        call_id: CallId,
+        target: Identifier,
+        digits: String,
+    },
 }
 
 /// A cheap, cloneable handle to the hub task.
@@ -173,6 +178,20 @@ impl WeakHub {
 }
 
 impl WeakHub {
+    /// Hands the hub keys a phone pressed (RFC 4733 from its leg), in order.
+    pub(crate) async fn leg_dtmf(&self, call_id: CallId, target: Identifier, digits: String) {
+        let Some(tx) = self.tx.upgrade() else {
+            return;
+        };
+        let _ = tx
+            .send(Input::LegDtmf {
+                call_id,
+                target,
+                digits,
+            })
+            .await;
+    }
+
     /// Hands the hub a new INVITE from an inbound trunk (waits for room in the queue;
     /// only the gateway's inbound task waits). A stopped hub needs no news.
     pub(crate) async fn inbound_invite(&self, invite: InboundInvite) {
@@ -340,6 +359,13 @@ impl Hub {
             }
             Input::Media(event) => self.media_event(event, now),
             Input::Inbound(invite) => self.inbound(*invite, now),
+            Input::LegDtmf {
+                call_id,
+                target,
+                digits,
+            } => self
+                .controller
+                .handle_gateway_dtmf(&call_id, &target, &digits, now),
             Input::Leg {
                 call_id,
                 target,
@@ -455,6 +481,11 @@ impl Hub {
                 self.controller
                     .handle_gateway_event(&call_id, &target, ended, now);
             }
+            Command::Gateway(GatewayCommand::SendDtmf {
+                call_id,
+                target,
+                digits,
+            }) => self.gateway.send_dtmf(&call_id, &target, &digits),
             Command::Gateway(GatewayCommand::Answer { call_id, target }) => {
                 self.gateway.answer(&call_id, &target);
             }

@@ -1131,10 +1131,23 @@ enum Caller {
     TalkUntilBye,
     /// Expects this final refusal and ACKs it.
     ExpectRefusal(u16),
+    /// Like `TalkUntilBye` for SIP, but offers the test's own RTP socket (port
+    /// `-set rtp`) and sends no media itself: the test is the phone's media.
+    SignalOnly,
 }
 
 fn caller_scenario(caller: Caller) -> String {
     let body = match caller {
+        Caller::SignalOnly => caller_scenario(Caller::TalkUntilBye)
+            .replace("m=audio [media_port]", "m=audio [$rtp]")
+            .replace(
+                r#"<nop><action><exec rtp_stream="tone.ulaw,-1,0" /></action></nop>"#,
+                "",
+            )
+            .split_once("<scenario name=\"a phone calls in\">")
+            .and_then(|(_, rest)| rest.rsplit_once("</scenario>"))
+            .map(|(body, _)| format!("<Global variables=\"rtp\" />\n{body}"))
+            .unwrap(),
         Caller::TalkUntilBye => format!(
             r#"{INBOUND_INVITE}
   <recv response="200" rrs="true" />
@@ -1181,6 +1194,11 @@ fn caller_scenario(caller: Caller) -> String {
 
 /// sipp as the calling phone: calls `number` at `gateway` once.
 fn sipp_uac(caller: Caller, gateway: SocketAddr, number: &str) -> Sipp {
+    sipp_uac_with(caller, gateway, number, &[])
+}
+
+/// [`sipp_uac`] with extra sipp arguments.
+fn sipp_uac_with(caller: Caller, gateway: SocketAddr, number: &str, extra: &[&str]) -> Sipp {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("caller.xml"), caller_scenario(caller)).unwrap();
     let mut pcm = vec![0i16; 8000];
@@ -1197,6 +1215,7 @@ fn sipp_uac(caller: Caller, gateway: SocketAddr, number: &str) -> Sipp {
         .args(["-i", "127.0.0.1", "-p", &port.to_string()])
         .args(["-mi", "127.0.0.1", "-mp", &media.to_string()])
         .args(["-m", "1", "-nostdin", "-timeout", "60s", "-timeout_error"])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -1414,5 +1433,126 @@ async fn unknown_sources_get_no_answer_and_garbage_breaks_nothing() {
         "an unknown source got: {}",
         String::from_utf8_lossy(&buf)
     );
+    server.shut_down().await;
+}
+
+/// Receives RTP on the test's phone socket until `want` holds for a packet; returns
+/// the packet's source (the gateway's RTP address).
+async fn until_rtp(
+    socket: &tokio::net::UdpSocket,
+    mut want: impl FnMut(&ringwire_pstn::rtp::RtpPacket<'_>) -> bool,
+) -> SocketAddr {
+    let mut buf = vec![0u8; 2048];
+    let wait = async {
+        loop {
+            let (n, from) = socket.recv_from(&mut buf).await.unwrap();
+            if let Ok(packet) = ringwire_pstn::rtp::RtpPacket::parse(&buf[..n])
+                && want(&packet)
+            {
+                return from;
+            }
+        }
+    };
+    tokio::time::timeout(GUARD, wait)
+        .await
+        .expect("the RTP we wait for in time")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dtmf_goes_both_ways_between_a_phone_and_a_native_user() {
+    use ringwire_pstn::rtp::{RtpHeader, TelephoneEvent};
+    if !have_sipp() {
+        return;
+    }
+    let (server, _dir) =
+        inbound_server(ringwire_pstn::config::DispatchTarget::User("bob".into())).await;
+    let (bob, mut events) = client_named(&server, "bob").await;
+    // The phone's media is this socket: sipp only does the SIP.
+    let phone_rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let rtp_port = phone_rtp.local_addr().unwrap().port().to_string();
+    let mut sipp = sipp_uac_with(
+        Caller::SignalOnly,
+        server.sip_addr().unwrap(),
+        OWNED,
+        &["-set", "rtp", &rtp_port],
+    );
+    let (call, _) = until_incoming(&mut events).await;
+    bob.accept(&call, JoinOptions::default()).await.unwrap();
+    until_state(&mut events, &call, CallState::Connected).await;
+    let (sink, _tap) = MemorySink::bounded(Duration::from_secs(1));
+    let options = AudioOptions::new(ToneSource::new(TONE_HZ, 0.25).unwrap(), sink);
+    let audio = bob.start_audio(&call, options).await.unwrap();
+    tokio::time::timeout(GUARD, audio.wait_connected())
+        .await
+        .expect("audio connects in time")
+        .unwrap();
+
+    // Bob's voice reaches the phone as PCMU: that tells us the gateway's RTP address.
+    let gateway_rtp = until_rtp(&phone_rtp, |p| p.header.payload_type == 0).await;
+
+    // The phone presses 7 (RFC 4733: one event, three end packets).
+    let mut seq = 1000u16;
+    for (i, end) in [false, false, false, true, true, true]
+        .into_iter()
+        .enumerate()
+    {
+        let event = TelephoneEvent {
+            event: 7,
+            end,
+            volume: 10,
+            duration: 160 * (i as u16 + 1),
+        };
+        let mut bytes = Vec::new();
+        RtpHeader {
+            marker: i == 0,
+            payload_type: 101,
+            sequence: seq,
+            timestamp: 4242,
+            ssrc: 0x1234_5678,
+        }
+        .write(&mut bytes);
+        bytes.extend_from_slice(&event.to_bytes());
+        seq = seq.wrapping_add(1);
+        phone_rtp.send_to(&bytes, gateway_rtp).await.unwrap();
+    }
+    let heard = tokio::time::timeout(GUARD, async {
+        loop {
+            if let Event::DtmfReceived {
+                call_id,
+                from,
+                digits,
+            } = events.recv().await.expect("events go on")
+                && call_id == call
+            {
+                return (from, digits);
+            }
+        }
+    })
+    .await
+    .expect("bob hears the key in time");
+    assert_eq!(heard, (Identifier::phone(PHONE).unwrap(), "7".to_owned()));
+
+    // Bob dials 5#: the phone gets RFC 4733 events for both keys, in order.
+    bob.send_dtmf(&call, "5#").await.unwrap();
+    let mut keys = Vec::new();
+    until_rtp(&phone_rtp, |p| {
+        if p.header.payload_type == 101
+            && let Ok(e) = TelephoneEvent::parse(p.payload)
+            && e.end
+            && keys.last() != Some(&e.event)
+        {
+            keys.push(e.event);
+        }
+        keys.len() == 2
+    })
+    .await;
+    assert_eq!(keys, vec![5, 11], "RFC 4733 events 5 and # (11)");
+    // Bad digits are refused before they leave bob.
+    assert!(bob.send_dtmf(&call, "5x").await.is_err());
+
+    bob.hang_up(&call, false).await.unwrap();
+    let status = sipp.exit().await;
+    assert!(status.success(), "sipp failed: {status}");
+    bob.close().await;
     server.shut_down().await;
 }

@@ -215,6 +215,15 @@ pub enum GatewayCommand {
         /// The leg.
         target: Identifier,
     },
+    /// Play DTMF digits to a phone leg (RFC 4733 events).
+    SendDtmf {
+        /// The call.
+        call_id: CallId,
+        /// The phone leg.
+        target: Identifier,
+        /// The digits, in order (`0-9`, `*`, `#`, `A-D`).
+        digits: String,
+    },
     /// Drop a leg the gateway serves. An inbound leg not yet answered is refused with
     /// `reason.code` as its SIP final response (603 declined, 408 no answer, ...).
     HangUp {
@@ -662,6 +671,9 @@ impl CallController {
             M::Media { call_id, payload } => self
                 .media(key, &call_id, payload)
                 .map_err(|r| r.on(call_id)),
+            M::SendDtmf { call_id, digits } => self
+                .send_dtmf(key, &call_id, digits)
+                .map_err(|r| r.on(call_id)),
             M::VideoPreferences {
                 call_id,
                 max_videos,
@@ -818,6 +830,38 @@ impl CallController {
             participant: phone.clone(),
             client: ClientKind::Native,
         }));
+    }
+
+    /// A phone leg pressed keys: everyone else in the call who sees the roster hears
+    /// of it ([`ServerMessage::Dtmf`]). Digits outside `0-9*#A-D` are dropped.
+    pub fn handle_gateway_dtmf(
+        &mut self,
+        call_id: &CallId,
+        from: &Identifier,
+        digits: &str,
+        _now: Instant,
+    ) {
+        if !crate::protocol::is_dtmf(digits) {
+            tracing::debug!(%call_id, %from, "invalid DTMF from the gateway; dropped");
+            return;
+        }
+        let Some(call) = self.calls.get(call_id) else {
+            return;
+        };
+        if !call.members.get(from).is_some_and(Member::is_joined) {
+            tracing::debug!(%call_id, %from, "DTMF from someone not in the call; dropped");
+            return;
+        }
+        for (other, session) in call.audience() {
+            if other != from {
+                let message = ServerMessage::Dtmf {
+                    call_id: call_id.clone(),
+                    from: from.clone(),
+                    digits: digits.to_owned(),
+                };
+                send_to(&self.sessions, &mut self.transmits, session, message);
+            }
+        }
     }
 
     /// Sends a media negotiation payload from the media plane to a participant.
@@ -2124,6 +2168,47 @@ impl CallController {
                 from: me,
                 payload,
             }));
+        Ok(())
+    }
+
+    fn send_dtmf(
+        &mut self,
+        key: SessionKey,
+        call_id: &CallId,
+        digits: String,
+    ) -> Result<(), Refusal> {
+        self.joined_member(key, call_id)?;
+        if !crate::protocol::is_dtmf(&digits) {
+            return Err(Refusal::new(
+                ErrorCode::Malformed,
+                "DTMF digits are 1 to 32 of 0-9, *, #, A-D",
+            ));
+        }
+        let phones: Vec<Identifier> = self
+            .calls
+            .get(call_id)
+            .map(|c| {
+                c.members
+                    .iter()
+                    .filter(|(id, m)| matches!(id, Identifier::Phone(_)) && m.is_joined())
+                    .map(|(id, _)| id.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if phones.is_empty() {
+            return Err(Refusal::new(
+                ErrorCode::InvalidState,
+                "no phone participant is connected in this call",
+            ));
+        }
+        for target in phones {
+            self.commands
+                .push_back(Command::Gateway(GatewayCommand::SendDtmf {
+                    call_id: call_id.clone(),
+                    target,
+                    digits: digits.clone(),
+                }));
+        }
         Ok(())
     }
 

@@ -62,8 +62,8 @@ pub use error::Error;
 pub use id::{CallId, GroupId, IdError, Identifier, PhoneNumber, UserId};
 pub use protocol::{
     CallState, ClientKind, ClientMessage, DecodeError, EndReason, ErrorCode, JoinOptions,
-    MediaPayload, MediaPayloadKind, ParticipantInfo, ParticipantState, ServerMessage, VideoKind,
-    VideoSize, VideoSlot, VideoStream,
+    MAX_DTMF_DIGITS, MediaPayload, MediaPayloadKind, ParticipantInfo, ParticipantState,
+    ServerMessage, VideoKind, VideoSize, VideoSlot, VideoStream, is_dtmf,
 };
 pub use session::{
     Call, ClientSession, ConnectionState, Direction, Event, RemoteParticipant, SessionConfig,

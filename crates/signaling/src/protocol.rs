@@ -24,6 +24,18 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// snapshot, small enough that one connection cannot make the server buffer much.
 pub const MAX_MESSAGE_SIZE: usize = 256 * 1024;
 
+/// The most DTMF digits one [`ClientMessage::SendDtmf`] may carry.
+pub const MAX_DTMF_DIGITS: usize = 32;
+
+/// Whether `digits` is a valid DTMF string: 1 to [`MAX_DTMF_DIGITS`] of `0-9`, `*`,
+/// `#`, `A-D` (RFC 4733 §3.2 events 0-15).
+pub fn is_dtmf(digits: &str) -> bool {
+    (1..=MAX_DTMF_DIGITS).contains(&digits.len())
+        && digits
+            .bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'*' | b'#' | b'A'..=b'D'))
+}
+
 /// A message from a client to the server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -171,6 +183,14 @@ pub enum ClientMessage {
         /// Echoed back in the pong.
         seq: u64,
     },
+    /// Send DTMF digits (`0-9`, `*`, `#`, `A-D`; at most [`MAX_DTMF_DIGITS`]) to
+    /// the phone participants of a call (RFC 4733 events on their SIP legs).
+    SendDtmf {
+        /// The call.
+        call_id: CallId,
+        /// The digits, in order.
+        digits: String,
+    },
 }
 
 /// A message from the server to a client.
@@ -281,6 +301,15 @@ pub enum ServerMessage {
     Goodbye {
         /// Why.
         reason: EndReason,
+    },
+    /// A participant of a call (a phone, through its SIP leg) pressed keys.
+    Dtmf {
+        /// The call.
+        call_id: CallId,
+        /// Who pressed them.
+        from: Identifier,
+        /// The digits, in order (`0-9`, `*`, `#`, `A-D`).
+        digits: String,
     },
 }
 
@@ -693,6 +722,7 @@ pub const CLIENT_MESSAGE_TYPES: &[&str] = &[
     "media",
     "video_preferences",
     "ping",
+    "send_dtmf",
 ];
 
 /// Every server message `type`, in declaration order.
@@ -710,6 +740,7 @@ pub const SERVER_MESSAGE_TYPES: &[&str] = &[
     "error",
     "pong",
     "goodbye",
+    "dtmf",
 ];
 
 impl MessageTypes for ClientMessage {
@@ -756,6 +787,7 @@ impl ClientMessage {
             ClientMessage::Media { .. } => 15,
             ClientMessage::VideoPreferences { .. } => 16,
             ClientMessage::Ping { .. } => 17,
+            ClientMessage::SendDtmf { .. } => 18,
         };
         Self::TYPES[i]
     }
@@ -791,6 +823,7 @@ impl ServerMessage {
             ServerMessage::Error { .. } => 10,
             ServerMessage::Pong { .. } => 11,
             ServerMessage::Goodbye { .. } => 12,
+            ServerMessage::Dtmf { .. } => 13,
         };
         Self::TYPES[i]
     }

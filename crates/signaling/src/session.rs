@@ -260,6 +260,15 @@ pub enum Event {
         /// Whether we are muted.
         muted: bool,
     },
+    /// A participant (a phone) pressed keys in a call (RFC 4733 DTMF from its leg).
+    DtmfReceived {
+        /// The call.
+        call_id: CallId,
+        /// Who pressed them.
+        from: Identifier,
+        /// The digits, in order (`0-9`, `*`, `#`, `A-D`).
+        digits: String,
+    },
     /// The dominant speakers of a call changed.
     DominantSpeakersChanged {
         /// The call.
@@ -535,6 +544,19 @@ impl ClientSession {
                         .push_back(Event::DominantSpeakersChanged { call_id, speakers });
                 }
             }
+            ServerMessage::Dtmf {
+                call_id,
+                from,
+                digits,
+            } => {
+                if self.live_call_for_message(&call_id, "dtmf").is_some() {
+                    self.events.push_back(Event::DtmfReceived {
+                        call_id,
+                        from,
+                        digits,
+                    });
+                }
+            }
             ServerMessage::VideoSlots { call_id, slots } => {
                 if let Some(call) = self.live_call_for_message(&call_id, "video_slots")
                     && call.set_video_slots(slots.clone())
@@ -785,6 +807,34 @@ impl ClientSession {
             Action::Media,
             ClientMessage::Mute {
                 call_id: call_id.clone(),
+            },
+        )
+    }
+
+    /// Sends DTMF `digits` (`0-9`, `*`, `#`, `A-D`, at most
+    /// [`MAX_DTMF_DIGITS`](crate::MAX_DTMF_DIGITS)) to the phone participants of a
+    /// connected call; the gateway plays them as RFC 4733 events on each phone leg.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for digits outside that set; otherwise as
+    /// [`ClientSession::mute`].
+    pub fn send_dtmf(
+        &mut self,
+        call_id: &CallId,
+        digits: &str,
+        _now: Instant,
+    ) -> Result<(), Error> {
+        if !crate::protocol::is_dtmf(digits) {
+            return Err(Error::InvalidArgument(
+                "DTMF digits are 1 to 32 of 0-9, *, #, A-D",
+            ));
+        }
+        self.simple_command(
+            call_id,
+            Action::Media,
+            ClientMessage::SendDtmf {
+                call_id: call_id.clone(),
+                digits: digits.to_owned(),
             },
         )
     }

@@ -31,9 +31,9 @@ fn leg_commands(sim: &World) -> Vec<GatewayCommand> {
         .gateway_log()
         .iter()
         .filter(|c| match c {
-            GatewayCommand::Answer { target, .. } | GatewayCommand::HangUp { target, .. } => {
-                *target == phone()
-            }
+            GatewayCommand::Answer { target, .. }
+            | GatewayCommand::HangUp { target, .. }
+            | GatewayCommand::SendDtmf { target, .. } => *target == phone(),
             GatewayCommand::Dial { .. } => false,
         })
         .cloned()
@@ -306,5 +306,67 @@ fn a_phone_dispatched_to_a_group_joins_its_running_call() {
         vec![answer(&call), refused(&call, EndReason::normal())]
     );
     assert_eq!(sim.world().controller.calls().count(), 0);
+    sim.world().controller.check_invariants().unwrap();
+}
+
+#[test]
+fn dtmf_goes_both_ways_between_a_phone_and_the_call() {
+    let mut sim = sim(Seed::new(908));
+    let [alice] = add_users(&mut sim, &["alice"])[..] else {
+        unreachable!()
+    };
+    let call = phone_calls(&mut sim, "alice", "pstn-in-9");
+    // No DTMF before the call is connected.
+    assert!(
+        sim.act(|w, now| w.session_mut(alice).send_dtmf(&call, "1", now))
+            .is_err()
+    );
+    accept(&mut sim, alice, &call);
+
+    // The phone presses 4 then #: alice hears of both, in order.
+    for digits in ["4", "#"] {
+        sim.act(|w, now| {
+            w.controller
+                .handle_gateway_dtmf(&call, &phone(), digits, now);
+        });
+    }
+    // Junk from the gateway is dropped.
+    sim.act(|w, now| {
+        w.controller.handle_gateway_dtmf(&call, &phone(), "x", now);
+    });
+    sim.settle();
+    let heard: Vec<(Identifier, String)> = call_events(&sim, alice, &call)
+        .into_iter()
+        .filter_map(|e| match e {
+            Event::DtmfReceived { from, digits, .. } => Some((from.clone(), digits.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        heard,
+        vec![(phone(), "4".to_owned()), (phone(), "#".to_owned())]
+    );
+
+    // Alice dials digits: the gateway plays them to the phone.
+    sim.act(|w, now| w.session_mut(alice).send_dtmf(&call, "12*", now))
+        .unwrap();
+    sim.settle();
+    assert_eq!(
+        leg_commands(&sim),
+        vec![
+            answer(&call),
+            GatewayCommand::SendDtmf {
+                call_id: call.clone(),
+                target: phone(),
+                digits: "12*".into(),
+            }
+        ]
+    );
+    // Bad digits never leave the client.
+    assert!(
+        sim.act(|w, now| w.session_mut(alice).send_dtmf(&call, "12x", now))
+            .is_err()
+    );
+    assert_no_failures(&sim);
     sim.world().controller.check_invariants().unwrap();
 }

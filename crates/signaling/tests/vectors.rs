@@ -344,6 +344,10 @@ fn all_client_kinds() -> Vec<&'static str> {
             pinned: None,
         },
         ClientMessage::Ping { seq: 0 },
+        ClientMessage::SendDtmf {
+            call_id: call_id.clone(),
+            digits: "1".into(),
+        },
     ];
     for m in &samples {
         match m {
@@ -364,13 +368,14 @@ fn all_client_kinds() -> Vec<&'static str> {
             | ClientMessage::Admit { .. }
             | ClientMessage::Media { .. }
             | ClientMessage::VideoPreferences { .. }
-            | ClientMessage::Ping { .. } => {}
+            | ClientMessage::Ping { .. }
+            | ClientMessage::SendDtmf { .. } => {}
         }
     }
     let kinds: Vec<_> = samples.iter().map(ClientMessage::kind).collect();
     assert_eq!(
         kinds.iter().collect::<BTreeSet<_>>().len(),
-        18,
+        19,
         "one sample per variant"
     );
     kinds
@@ -422,6 +427,11 @@ fn all_server_kinds() -> Vec<&'static str> {
             call_id: call_id.clone(),
             muted: false,
         },
+        ServerMessage::Dtmf {
+            call_id: call_id.clone(),
+            from: Identifier::EchoService,
+            digits: "1".into(),
+        },
         ServerMessage::DominantSpeakers {
             call_id: call_id.clone(),
             speakers: vec![],
@@ -459,13 +469,14 @@ fn all_server_kinds() -> Vec<&'static str> {
             | ServerMessage::VideoSlots { .. }
             | ServerMessage::Error { .. }
             | ServerMessage::Pong { .. }
-            | ServerMessage::Goodbye { .. } => {}
+            | ServerMessage::Goodbye { .. }
+            | ServerMessage::Dtmf { .. } => {}
         }
     }
     let kinds: Vec<_> = samples.iter().map(ServerMessage::kind).collect();
     assert_eq!(
         kinds.iter().collect::<BTreeSet<_>>().len(),
-        13,
+        14,
         "one sample per variant"
     );
     kinds

@@ -212,6 +212,7 @@ pub(crate) fn event_call(event: &Event) -> Option<&CallId> {
         | Event::ParticipantRemoved { call_id, .. }
         | Event::MuteChanged { call_id, .. }
         | Event::DominantSpeakersChanged { call_id, .. }
+        | Event::DtmfReceived { call_id, .. }
         | Event::RemoteVideoAdded { call_id, .. }
         | Event::RemoteVideoChanged { call_id, .. }
         | Event::RemoteVideoRemoved { call_id, .. }
