@@ -147,7 +147,7 @@ pub struct CallEvents {
     missed: u64,
 }
 
-/// The [`ParticipantEvent`]s about one remote participant, from
+/// The `ParticipantEvent`s about one remote participant, from
 /// [`RemoteParticipant::events`] or [`Call::participant_events`].
 #[derive(Debug)]
 pub struct ParticipantEvents {
