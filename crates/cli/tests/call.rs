@@ -194,13 +194,15 @@ impl Serve {
             &self.url,
             "--user",
             user,
-            "--camera",
-            "none",
-            "--screen",
-            "none",
         ];
-        if !args.contains(&"--stats-every") {
-            all.extend_from_slice(&["--stats-every", "500ms"]);
+        for (flag, default) in [
+            ("--camera", "none"),
+            ("--screen", "none"),
+            ("--stats-every", "500ms"),
+        ] {
+            if !args.contains(&flag) {
+                all.extend_from_slice(&[flag, default]);
+            }
         }
         all.extend_from_slice(args);
         Proc::spawn(name, home, &all)
@@ -226,6 +228,26 @@ fn best_snr(samples: &[i16], freq: f64) -> f64 {
         .fold(f64::NEG_INFINITY, f64::max)
 }
 
+/// The pictures a `frames <who> <kind> decoded=N tag=T` line reports for `stream`
+/// with test-pattern tag `tag`; 0 for any other line.
+fn pictures(line: &str, stream: &str, tag: u32) -> u64 {
+    let Some(rest) = line
+        .strip_prefix("frames ")
+        .and_then(|l| l.strip_prefix(stream))
+    else {
+        return 0;
+    };
+    let mut decoded = 0;
+    let mut tagged = false;
+    for word in rest.split_whitespace() {
+        if let Some(n) = word.strip_prefix("decoded=") {
+            decoded = n.parse().unwrap_or(0);
+        }
+        tagged |= word == format!("tag={tag}");
+    }
+    if tagged { decoded } else { 0 }
+}
+
 /// The `audio_in` packets a `stats` line reports.
 fn audio_in(line: &str) -> Option<u64> {
     line.split_whitespace()
@@ -245,7 +267,15 @@ fn two_terminal_clients_call_mute_hear_each_other_and_hang_up() {
         "bob",
         home.path(),
         "bob",
-        &["--answer", "--mic", "tone:700", "--speaker", &bob_speaker],
+        &[
+            "--answer",
+            "--mic",
+            "tone:700",
+            "--speaker",
+            &bob_speaker,
+            "--camera",
+            "pattern:2",
+        ],
     );
     bob.expect_line("connected 8:bob");
     bob.expect_line("waiting for a call");
@@ -255,7 +285,17 @@ fn two_terminal_clients_call_mute_hear_each_other_and_hang_up() {
         "alice",
         home.path(),
         "alice",
-        &["bob", "--mic", "tone:500", "--speaker", &alice_speaker],
+        &[
+            "bob",
+            "--mic",
+            "tone:500",
+            "--speaker",
+            &alice_speaker,
+            "--camera",
+            "pattern:1",
+            "--screen",
+            "pattern:3",
+        ],
     );
     alice.expect_line("connected 8:alice");
     bob.expect_line("incoming 8:alice video=false");
@@ -271,6 +311,7 @@ fn two_terminal_clients_call_mute_hear_each_other_and_hang_up() {
 
     alice.send("mute");
     alice.expect_line("ok mute");
+    alice.expect_line("muted true");
     bob.expect_line("participant 8:alice Connected muted=true");
     alice.send("status");
     alice.expect("alice's own status", |l| {
@@ -279,6 +320,24 @@ fn two_terminal_clients_call_mute_hear_each_other_and_hang_up() {
     alice.expect("bob in alice's roster, not muted", |l| {
         l.starts_with("roster 8:bob Connected muted=false ")
     });
+
+    // alice's camera, then her screen: bob is told of each stream and decodes
+    // pictures carrying her test patterns' tags.
+    alice.send("video on");
+    alice.expect_line("ok video on");
+    bob.expect_line("video 8:alice camera 640x360");
+    bob.expect("10 pictures of alice's camera", |l| {
+        pictures(l, "8:alice camera", 1) >= 10
+    });
+    alice.send("share on");
+    alice.expect_line("ok share on");
+    bob.expect_line("video 8:alice screen 1280x720");
+    bob.expect("10 pictures of alice's screen", |l| {
+        pictures(l, "8:alice screen", 3) >= 10
+    });
+    alice.send("share off");
+    alice.expect_line("ok share off");
+    bob.expect_line("video-ended 8:alice screen");
 
     alice.send("no-such-command");
     alice.expect("an error for a bad command", |l| {
