@@ -339,6 +339,18 @@ fn two_terminal_clients_call_mute_hear_each_other_and_hang_up() {
     alice.expect_line("ok share off");
     bob.expect_line("video-ended 8:alice screen");
 
+    // Hold and resume: alice's state, and alice in bob's roster.
+    alice.send("hold");
+    alice.expect_line("ok hold");
+    alice.expect_line("state LocalHold");
+    bob.expect("alice on hold in bob's roster", |l| {
+        l.starts_with("participant 8:alice Hold ")
+    });
+    alice.send("resume");
+    alice.expect_line("ok resume");
+    alice.expect_line("state Connected");
+    bob.expect_line("participant 8:alice Connected muted=true");
+
     alice.send("no-such-command");
     alice.expect("an error for a bad command", |l| {
         l.starts_with("error no-such-command: unknown command")
