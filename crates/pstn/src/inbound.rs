@@ -122,6 +122,29 @@ impl InviteSummary {
         if body.len() > MAX_MESSAGE {
             return Err(Malformed::TooLarge("body"));
         }
+        // RFC 4475 §3.1.2.3: a Content-Length that does not parse is an error (ezk's
+        // transport would guess the body from the datagram instead).
+        if headers.get_raw(&Name::CONTENT_LENGTH).next().is_some()
+            && headers
+                .get_named::<ezk_sip_types::header::typed::ContentLength>()
+                .is_err()
+        {
+            return Err(Malformed::Invalid("Content-Length"));
+        }
+        // Control characters (a raw NUL, RFC 4475 §3.1.1.4) have no place in headers;
+        // folded lines (RFC 3261 §7.3.1) keep their CRLF and tabs.
+        if headers.iter().any(|(_, v)| {
+            v.chars()
+                .any(|c| c.is_control() && !matches!(c, '\t' | '\r' | '\n'))
+        }) {
+            return Err(Malformed::Invalid("control character in a header"));
+        }
+        // RFC 4475 §3.1.2.5: ezk reads a display name with an unterminated quote.
+        for name in [Name::FROM, Name::TO, Name::CONTACT] {
+            if headers.get_raw(&name).any(|v| !quotes_balanced(v)) {
+                return Err(Malformed::Invalid("unterminated quoted string"));
+            }
+        }
         let from: FromTo = headers
             .get(Name::FROM)
             .map_err(|_| Malformed::Invalid("From"))?;
@@ -154,6 +177,22 @@ impl InviteSummary {
     }
 }
 
+/// Whether every `"` opened in `value` is closed (RFC 3261 §25.1: `\\` escapes one
+/// character inside a quoted string).
+fn quotes_balanced(value: &str) -> bool {
+    let mut inside = false;
+    let mut escaped = false;
+    for c in value.chars() {
+        match (inside, escaped, c) {
+            (true, true, _) => escaped = false,
+            (true, false, '\\') => escaped = true,
+            (_, _, '"') => inside = !inside,
+            _ => {}
+        }
+    }
+    !inside
+}
+
 fn user_of(part: &SipUriUserPart) -> Option<String> {
     match part {
         SipUriUserPart::Empty => None,
@@ -178,6 +217,30 @@ pub fn e164(user: &str) -> Option<PhoneNumber> {
     PhoneNumber::new(&with_plus).ok()
 }
 
+/// Checks a request's first line strictly (RFC 3261 §25.1: `Method SP Request-URI SP
+/// SIP-Version CRLF`, single spaces, no other whitespace); ezk's parser accepts
+/// extra spaces and whitespace inside the URI (RFC 4475 §3.1.2.7, §3.1.2.8).
+///
+/// # Errors
+/// [`Malformed`] when it is not three tokens separated by single spaces.
+pub fn check_request_line(raw: &[u8]) -> Result<(), Malformed> {
+    let end = raw
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .ok_or(Malformed::Truncated("request line"))?;
+    let line = raw.get(..end).ok_or(Malformed::Truncated("request line"))?;
+    let parts: Vec<&[u8]> = line.split(|b| *b == b' ').collect();
+    let ok = parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.iter().all(|b| b.is_ascii_graphic() || *b >= 0x80));
+    if ok {
+        Ok(())
+    } else {
+        Err(Malformed::Invalid("request line"))
+    }
+}
+
 /// Parses raw bytes the way ezk's UDP transport does, after our limits: the request
 /// line, each header line, the body by Content-Length.
 ///
@@ -187,6 +250,7 @@ pub fn parse_request(bytes: &[u8]) -> Result<(RequestLine, Headers, Bytes), Malf
     if bytes.len() > MAX_MESSAGE {
         return Err(Malformed::TooLarge("message"));
     }
+    check_request_line(bytes)?;
     let buffer = Bytes::copy_from_slice(bytes);
     let mut parser = PullParser::new(&buffer, 0);
     let mut request_line = None;
@@ -527,5 +591,218 @@ mod tests {
         }
         assert_eq!(screen.refused.len(), MAX_REMEMBERED);
         assert!(!screen.refused.contains_key("id0"));
+    }
+
+    /// RFC 4475 torture messages, adapted to INVITEs for a number we own: the valid
+    /// ones that still name an owned number and carry G.711 are routed; every
+    /// invalid one is malformed (dropped before us, 400 from us) or refused, never
+    /// routed; none panics.
+    #[test]
+    fn rfc4475_torture_messages() {
+        const OK_SDP: &str = SDP;
+        fn msg(head: &str, body: &str) -> Vec<u8> {
+            let head = head.replace("\n", "\r\n");
+            let head = head.replace("{len}", &body.len().to_string());
+            format!("{head}\r\n{body}").into_bytes()
+        }
+        let base = "INVITE sip:+15550001111@198.51.100.1 SIP/2.0
+Via: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKkdjuw
+To: <sip:+15550001111@198.51.100.1>
+From: <sip:+15557654321@192.0.2.9>;tag=f1
+Call-ID: torture
+CSeq: 8 INVITE
+Contact: <sip:caller@192.0.2.9>
+Max-Forwards: 70
+Content-Type: application/sdp
+Content-Length: {len}
+";
+        // (name, message, may it be routed?)
+        let cases: Vec<(&str, Vec<u8>, bool)> = vec![
+            ("base", msg(base, OK_SDP), true),
+            // §3.1.1.1 wsinv: line folding, odd case and whitespace in headers.
+            (
+                "wsinv",
+                msg(
+                    &base
+                        .replace("To: <sip", "TO :\n <sip")
+                        .replace("Max-Forwards: 70", "Max-Forwards: 0068")
+                        .replace("CSeq: 8 INVITE", "cseq: 8\n   INVITE"),
+                    OK_SDP,
+                ),
+                true,
+            ),
+            // §3.1.1.6 lwsdisp: no LWS between display name and <.
+            (
+                "lwsdisp",
+                msg(&base.replace("From: <sip", "From: caller<sip"), OK_SDP),
+                true,
+            ),
+            // §3.1.1.12/13: escaped characters and odd parameters in URIs.
+            (
+                "esc01",
+                msg(
+                    &base.replace("Contact: <sip:caller@", "Contact: <sip:%61lice@"),
+                    OK_SDP,
+                ),
+                true,
+            ),
+            // §3.1.2.2 clerr: Content-Length larger than the message.
+            (
+                "clerr",
+                msg(
+                    &base.replace("Content-Length: {len}", "Content-Length: 9999"),
+                    OK_SDP,
+                ),
+                false,
+            ),
+            // §3.1.2.3 scalar02: negative Content-Length.
+            (
+                "scalar02",
+                msg(
+                    &base.replace("Content-Length: {len}", "Content-Length: -999"),
+                    OK_SDP,
+                ),
+                false,
+            ),
+            // §3.1.2.4 scalarlg: numbers far too large.
+            (
+                "scalarlg",
+                msg(
+                    &base
+                        .replace("CSeq: 8 INVITE", "CSeq: 36893488147419103232 INVITE")
+                        .replace("Max-Forwards: 70", "Max-Forwards: 36893488147419103232"),
+                    OK_SDP,
+                ),
+                false,
+            ),
+            // §3.1.2.5 quotbal: unterminated quoted display name.
+            (
+                "quotbal",
+                msg(
+                    &base.replace("From: <sip", "From: \"Bell, Alexander <sip"),
+                    OK_SDP,
+                ),
+                false,
+            ),
+            // §3.1.2.6 ltgtruri: <> around the Request-URI.
+            (
+                "ltgtruri",
+                msg(
+                    &base.replace(
+                        "INVITE sip:+15550001111@198.51.100.1 SIP/2.0",
+                        "INVITE <sip:+15550001111@198.51.100.1> SIP/2.0",
+                    ),
+                    OK_SDP,
+                ),
+                false,
+            ),
+            // §3.1.2.7 lwsruri: whitespace inside the Request-URI.
+            (
+                "lwsruri",
+                msg(
+                    &base.replace(
+                        "INVITE sip:+15550001111@198.51.100.1 SIP/2.0",
+                        "INVITE sip:+15550001111@198.51.100.1;lr ;x SIP/2.0",
+                    ),
+                    OK_SDP,
+                ),
+                false,
+            ),
+            // §3.1.2.8 lwsstart: several spaces between request-line elements.
+            (
+                "lwsstart",
+                msg(
+                    &base.replace(
+                        "INVITE sip:+15550001111@198.51.100.1 SIP/2.0",
+                        "INVITE  sip:+15550001111@198.51.100.1  SIP/2.0",
+                    ),
+                    OK_SDP,
+                ),
+                false,
+            ),
+            // §3.1.2.15 badvers: SIP/7.0.
+            (
+                "badvers",
+                msg(&base.replace(" SIP/2.0\n", " SIP/7.0\n"), OK_SDP),
+                false,
+            ),
+            // §3.1.2.16 mismatch01: CSeq method differs from the request's.
+            (
+                "mismatch01",
+                msg(&base.replace("CSeq: 8 INVITE", "CSeq: 8 OPTIONS"), OK_SDP),
+                false,
+            ),
+            // §3.3.1 insuf: required headers missing.
+            (
+                "insuf",
+                msg(
+                    &base
+                        .replace("Call-ID: torture\n", "")
+                        .replace("From: <sip:+15557654321@192.0.2.9>;tag=f1\n", ""),
+                    OK_SDP,
+                ),
+                false,
+            ),
+            // §3.3.2 unkscm: a Request-URI with an unknown scheme.
+            (
+                "unkscm",
+                msg(
+                    &base.replace(
+                        "INVITE sip:+15550001111@198.51.100.1 SIP/2.0",
+                        "INVITE nobodyKnowsThisScheme:totallyopaqueURI SIP/2.0",
+                    ),
+                    OK_SDP,
+                ),
+                false,
+            ),
+            // §3.3.7 / §3.3.15: a body that is not (usable) SDP.
+            (
+                "sdp garbage",
+                msg(base, "v=0\r\nthis is not sdp at all\r\n"),
+                false,
+            ),
+            // A NUL byte in a header (§3.1.1.4 escnull escapes it; raw is invalid).
+            (
+                "raw nul",
+                msg(
+                    &base.replace("Call-ID: torture", "Call-ID: tor\0ture"),
+                    OK_SDP,
+                ),
+                false,
+            ),
+            // Not UTF-8 in the head.
+            (
+                "latin1 head",
+                [&b"INVITE sip:\xe9@198.51.100.1 SIP/2.0\r\n\r\n"[..]].concat(),
+                false,
+            ),
+            // Far too many headers.
+            (
+                "header flood",
+                msg(
+                    &base.replace("Max-Forwards: 70\n", &"X-Junk: 1\n".repeat(MAX_HEADERS + 1)),
+                    OK_SDP,
+                ),
+                false,
+            ),
+        ];
+        let now = Instant::now();
+        let mut wrong = Vec::new();
+        for (name, bytes, routable) in cases {
+            let mut screen = InboundScreen::new(&config());
+            let decision = parse_request(&bytes)
+                .and_then(|(l, h, b)| InviteSummary::from_parts(&l, &h, &b))
+                .map(|s| screen.screen(trunk_ip(), &s, now));
+            match decision {
+                Ok(Screening::Route(_)) if !routable => wrong.push(format!("{name} was routed")),
+                Ok(Screening::Refuse(code)) if routable || !(400..=699).contains(&code) => {
+                    wrong.push(format!("{name} was refused with {code}"));
+                }
+                Ok(Screening::Drop) => wrong.push(format!("{name}: allowed source dropped")),
+                Err(e) if routable => wrong.push(format!("{name} did not parse: {e}")),
+                _ => {}
+            }
+        }
+        assert!(wrong.is_empty(), "{wrong:#?}");
     }
 }

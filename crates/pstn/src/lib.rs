@@ -14,6 +14,9 @@
 
 pub mod config;
 pub mod error;
+#[cfg(any(fuzzing, test))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod g711;
 pub mod inbound;
 pub mod limits;

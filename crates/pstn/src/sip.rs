@@ -471,7 +471,9 @@ impl InboundGate {
         let Some(request) = request.take() else {
             return;
         };
-        let summary = InviteSummary::from_parts(&request.line, &request.headers, &request.body);
+        let summary = crate::inbound::check_request_line(&request.tp_info.buffer).and_then(|()| {
+            InviteSummary::from_parts(&request.line, &request.headers, &request.body)
+        });
         if let Err(e) = self.invites.try_send(InboundInvite { request, summary }) {
             tracing::debug!(error = %e, "inbound INVITE dropped: the gateway is busy");
         }
