@@ -149,3 +149,31 @@ async fn camera_on_from_the_start_shows_in_the_callees_roster_and_decodes() {
     until_decoded("bob", &bob_seen, 7).await;
     h.server.shut_down().await;
 }
+
+#[tokio::test]
+async fn send_dtmf_takes_key_digits_only() {
+    let h = Harness::start().await;
+    let alice = user(&h, "alice", 1).await;
+    let bob = user(&h, "bob", 2).await;
+    let a = alice
+        .agent
+        .start_call(std::slice::from_ref(&bob.id), StartCallOptions::new())
+        .await
+        .unwrap();
+    // Bob's call stays up while he holds its handle.
+    let _b = incoming(&bob)
+        .await
+        .accept(AcceptCallOptions::new())
+        .await
+        .unwrap();
+    until_state(&a, CallState::Connected).await;
+    // Keys go to the call's phones (none here, so nobody hears them); anything but
+    // 0-9 * # A-D is refused.
+    a.send_dtmf("123*#A").await.unwrap();
+    assert!(matches!(
+        a.send_dtmf("1x").await,
+        Err(ringwire_calling::Error::Session(_))
+    ));
+    assert_eq!(a.state(), CallState::Connected);
+    h.server.shut_down().await;
+}

@@ -534,6 +534,7 @@ impl Dispatcher {
             | Event::RemoteVideoAdded { call_id, .. }
             | Event::RemoteVideoChanged { call_id, .. }
             | Event::RemoteVideoRemoved { call_id, .. }
+            | Event::DtmfReceived { call_id, .. }
             | Event::RequestFailed {
                 call_id: Some(call_id),
                 ..
@@ -596,6 +597,7 @@ impl Dispatcher {
                 slot.participant_video(&participant, ParticipantEvent::VideoStreamRemoved { kind });
                 CallEvent::RemoteVideoRemoved { participant, kind }
             }
+            Event::DtmfReceived { from, digits, .. } => CallEvent::DtmfReceived { from, digits },
             Event::RequestFailed { code, message, .. } => {
                 CallEvent::RequestFailed { code, message }
             }

@@ -75,6 +75,13 @@ pub enum CallEvent {
         /// Which of their streams ended.
         kind: VideoKind,
     },
+    /// A phone participant pressed keys (DTMF, RFC 4733 on their leg).
+    DtmfReceived {
+        /// Who pressed them.
+        from: Identifier,
+        /// The digits, in order (`0-9`, `*`, `#`, `A-D`).
+        digits: String,
+    },
     /// The server refused a request about this call.
     RequestFailed {
         /// What went wrong, stable for programs.
@@ -636,6 +643,21 @@ impl Call {
         self.synced(result).await
     }
 
+    /// Sends DTMF `digits` (`0-9`, `*`, `#`, `A-D`, at most 32) to the call's phone
+    /// participants (an IVR menu, a conference PIN); keys a phone presses arrive as
+    /// [`CallEvent::DtmfReceived`].
+    ///
+    /// # Errors
+    /// [`Error::Session`] for digits outside that set or a call not connected;
+    /// [`Error::Closed`].
+    pub async fn send_dtmf(&self, digits: &str) -> Result<(), Error> {
+        self.inner
+            .agent
+            .client
+            .send_dtmf(&self.inner.id, digits)
+            .await
+    }
+
     /// Lets `target` in from the lobby (see [`Call::lobby_participants`]).
     ///
     /// # Errors
@@ -799,6 +821,7 @@ impl CallEvent {
                 Some(p.identifier())
             }
             CallEvent::ParticipantRemoved { identifier, .. } => Some(identifier),
+            CallEvent::DtmfReceived { from, .. } => Some(from),
             CallEvent::RemoteVideoAdded { participant, .. }
             | CallEvent::RemoteVideoChanged { participant, .. }
             | CallEvent::RemoteVideoRemoved { participant, .. } => Some(participant),
