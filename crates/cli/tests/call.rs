@@ -4,7 +4,9 @@
 //! tones in and WAV files out. Two clients call each other: each prints the state
 //! transitions and the other in its roster, a `mute` shows on the other side, each
 //! hears the other's tone (Goertzel on the WAV it recorded), and `hangup` ends both.
-//! A third calls `8:echo123` and hears its own tone back.
+//! A third calls `8:echo123` with a token from `ringwire token` (`--token`) and
+//! hears its own tone back. A group call adds a participant who answers, removes
+//! one, and ends for everyone.
 //!
 //! Every process is killed when its handle drops, so a failing test leaves none
 //! behind. Timeouts only guard against hangs; no assertion depends on timing.
@@ -388,11 +390,37 @@ fn the_echo_test_plays_our_tone_back_and_hangs_up() {
     let server = serve(home.path());
     let wav = home.path().join("echo-heard.wav");
     let speaker = format!("wav:{}", wav.display());
-    let mut carol = server.call(
+    // This time with a token from `ringwire token`, as a user away from the server
+    // would get one.
+    let mut token = Proc::spawn(
+        "token",
+        home.path(),
+        &[
+            "--config",
+            server.config.to_str().unwrap(),
+            "token",
+            "--user",
+            "carol",
+        ],
+    );
+    let token = token.expect("a token", |l| !l.trim().is_empty());
+    let mut carol = Proc::spawn(
         "carol",
         home.path(),
-        "carol",
-        &["8:echo123", "--mic", "tone:440", "--speaker", &speaker],
+        &[
+            "call",
+            "8:echo123",
+            "--server",
+            &server.url,
+            "--token",
+            token.trim(),
+            "--mic",
+            "tone:440",
+            "--speaker",
+            &speaker,
+            "--camera",
+            "none",
+        ],
     );
     // No commands: the end of stdin leaves the call to the echo service.
     drop(carol.stdin.take());
