@@ -170,7 +170,9 @@ impl CallClient {
     }
 
     /// Selects the microphone for calls, and moves the capture of every call running
-    /// on [`CallClient::device_audio`] there.
+    /// on [`CallClient::device_audio`] there. Returns once the device is open (it
+    /// blocks meanwhile, as opening a device does); the calls send silence during the
+    /// switch rather than wait for it.
     ///
     /// # Errors
     /// When a running capture cannot move there (it goes on from its device, and

@@ -1,7 +1,7 @@
 //! The devices behind [`CallClient::device_manager`](super::CallClient::device_manager):
 //! which microphone, speaker and camera calls use, and the streams opened for calls.
 
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, PoisonError, TryLockError, Weak};
 
 use ringwire_devices::{
     DeviceError, DeviceKind, DeviceManagerConfig, Microphone, Selection, Speaker,
@@ -145,10 +145,16 @@ impl Devices {
 
 impl AudioSource for CallMicrophone {
     fn read_frame(&mut self, frame: &mut [i16]) -> Result<SourceState, AudioIoError> {
-        self.device
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .read_frame(frame)
+        // The media task must not wait for a device switch (opening a device can
+        // take a while): while one runs, this frame is silence.
+        match self.device.try_lock() {
+            Ok(mut microphone) => microphone.read_frame(frame),
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner().read_frame(frame),
+            Err(TryLockError::WouldBlock) => {
+                frame.fill(0);
+                Ok(SourceState::Active)
+            }
+        }
     }
 
     fn name(&self) -> &str {
@@ -158,10 +164,12 @@ impl AudioSource for CallMicrophone {
 
 impl AudioSink for CallSpeaker {
     fn write_frame(&mut self, frame: &[i16]) -> Result<(), AudioIoError> {
-        self.device
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .write_frame(frame)
+        // As for the microphone: a frame that comes during a switch is dropped.
+        match self.device.try_lock() {
+            Ok(mut speaker) => speaker.write_frame(frame),
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner().write_frame(frame),
+            Err(TryLockError::WouldBlock) => Ok(()),
+        }
     }
 
     fn finish(&mut self) -> Result<(), AudioIoError> {
