@@ -28,7 +28,7 @@
 //! call was connected and ended, non-zero when it never connected.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead as _, IsTerminal as _};
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -496,14 +496,15 @@ struct Out {
 }
 
 impl Out {
+    /// One line; a reader that went away (`| head`) is not an error for the call.
     fn line(&self, text: impl AsRef<str>) {
-        println!("{}", text.as_ref());
+        let _ = writeln!(std::io::stdout().lock(), "{}", text.as_ref());
     }
 
     /// A line only people at a terminal want.
     fn hint(&self, text: impl AsRef<str>) {
         if self.tty {
-            println!("# {}", text.as_ref());
+            self.line(format!("# {}", text.as_ref()));
         }
     }
 }
