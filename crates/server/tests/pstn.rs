@@ -1556,3 +1556,59 @@ async fn dtmf_goes_both_ways_between_a_phone_and_a_native_user() {
     bob.close().await;
     server.shut_down().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_dispatched_to_a_group_joins_its_call_and_is_heard() {
+    if !have_sipp() {
+        return;
+    }
+    let (server, _dir) = inbound_server(ringwire_pstn::config::DispatchTarget::Group(
+        "standup".into(),
+    ))
+    .await;
+    let (alice, mut events) = client_named(&server, "alice").await;
+    let group = ringwire_signaling::GroupId::new("standup").unwrap();
+    let call = alice
+        .join(&group, JoinOptions::default(), false)
+        .await
+        .unwrap();
+    until_state(&mut events, &call, CallState::Connected).await;
+    let (sink, tap) = MemorySink::bounded(Duration::from_secs(2));
+    let mut options = AudioOptions::new(ToneSource::new(TONE_HZ, 0.25).unwrap(), sink);
+    options.media = CallMediaConfig::with_opus(OpusConfig {
+        dtx: false,
+        ..OpusConfig::default()
+    });
+    let audio = alice.start_audio(&call, options).await.unwrap();
+    tokio::time::timeout(GUARD, audio.wait_connected())
+        .await
+        .expect("audio connects in time")
+        .unwrap();
+
+    // The phone calls the group's number and is put straight into the call.
+    let mut sipp = sipp_uac(Caller::TalkUntilBye, server.sip_addr().unwrap(), OWNED);
+    let window = Duration::from_secs(1);
+    let started = tokio::time::Instant::now();
+    while tap.written() < samples(window) || !tap.has_tone(PHONE_TONE_HZ, window) {
+        assert!(
+            started.elapsed() < GUARD,
+            "the phone's tone not heard in the group: {:.1} dB; {:?}",
+            tap.tone_snr(PHONE_TONE_HZ, window),
+            audio.stats()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let roster = alice.call(&call).await.unwrap().unwrap();
+    assert!(
+        roster
+            .participant(&Identifier::phone(PHONE).unwrap())
+            .is_some(),
+        "the phone is in alice's roster"
+    );
+    // The last human leaving ends the call: the phone gets its BYE.
+    alice.hang_up(&call, false).await.unwrap();
+    let status = sipp.exit().await;
+    assert!(status.success(), "sipp failed: {status}");
+    alice.close().await;
+    server.shut_down().await;
+}
