@@ -3,6 +3,8 @@
 //! `sip::dial` uses it) puts in `Authorization` is checked against one computed here
 //! independently, with the `sha2` crate.
 
+#![allow(clippy::unwrap_used)] // Helpers outside #[test] fns unwrap too.
+
 use ezk_sip_auth::{
     ClientAuthenticator, DigestAuthenticator, DigestCredentials, DigestUser, RequestParts,
     ResponseParts,
