@@ -177,3 +177,71 @@ async fn send_dtmf_takes_key_digits_only() {
     assert_eq!(a.state(), CallState::Connected);
     h.server.shut_down().await;
 }
+
+/// Device changes reach the app through `CallClient::device_events`: a PulseAudio
+/// daemon of the test's own with one sink, and a second sink loaded while the client
+/// watches (in a child process pointed at that daemon).
+#[test]
+fn device_changes_arrive_on_the_clients_device_events() {
+    let sink = |name| ringwire_devices::testing::NullSink { name, rate: 48_000 };
+    let server = ringwire_devices::testing::PulseServer::start(&[sink("ring_a")])
+        .expect("pulseaudio starts");
+    if let Err(error) = ringwire_devices::testing::run_child_test(
+        "device_changes_arrive_on_the_clients_device_events_child",
+        &server.env(),
+    ) {
+        panic!("{error}\n--- pulseaudio log ---\n{}", server.log());
+    }
+}
+
+#[tokio::test]
+#[ignore = "runs inside device_changes_arrive_on_the_clients_device_events"]
+async fn device_changes_arrive_on_the_clients_device_events_child() {
+    use futures_util::StreamExt;
+    use ringwire_devices::{AudioBackend, DeviceEvent, DeviceKind};
+
+    if !ringwire_devices::testing::is_child() {
+        return;
+    }
+    // No server: devices need no agent.
+    let config = DeviceManagerConfig::default()
+        .with_audio_backend(AudioBackend::PulseAudio)
+        .with_poll_interval(std::time::Duration::from_millis(200));
+    let client = ringwire_calling::CallClient::new(
+        CallClientOptions::new(ringwire_calling::Endpoint::ws("ws://127.0.0.1:9/unused"))
+            .with_device_config(config),
+    );
+    let speakers = client
+        .device_manager()
+        .unwrap()
+        .list(DeviceKind::Speaker)
+        .unwrap();
+    assert_eq!(speakers.len(), 1, "{speakers:?}");
+    let mut events = Box::pin(client.device_events().unwrap());
+    let out = std::process::Command::new("pactl")
+        .args([
+            "load-module",
+            "module-null-sink",
+            "sink_name=ring_b",
+            "sink_properties=device.description=ring_b",
+            "rate=48000",
+        ])
+        .output()
+        .expect("pactl runs");
+    assert!(out.status.success(), "pactl: {out:?}");
+    within("ring_b added", async {
+        loop {
+            match events.next().await {
+                Some(DeviceEvent::Added { device })
+                    if device.id.as_str() == "pulseaudio:ring_b" =>
+                {
+                    assert_eq!(device.kind, DeviceKind::Speaker);
+                    return;
+                }
+                Some(_) => {}
+                None => panic!("device events ended"),
+            }
+        }
+    })
+    .await;
+}

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 
 use futures_core::Stream;
-use ringwire_devices::{DeviceError, DeviceKind, Selection};
+use ringwire_devices::{DeviceError, DeviceEvent, DeviceKind, Selection};
 use ringwire_media::video::VideoFormat;
 use ringwire_signaling::{CallId, ConnectionState, Event, GroupId, Identifier};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -142,6 +142,35 @@ impl CallClient {
     /// [`DeviceManager::new`]: ringwire_devices::DeviceManager::new
     pub fn device_manager(&self) -> Result<&ringwire_devices::DeviceManager, DeviceError> {
         Ok(self.devices()?.manager())
+    }
+
+    /// The device changes from now on (a device added or removed, the system default
+    /// changed, a call's stream moved to another device), as a stream that checks the
+    /// device manager's queue once per its poll interval. Each change goes to one
+    /// reader: this stream or [`DeviceManager::poll_event`].
+    ///
+    /// # Errors
+    /// As [`CallClient::device_manager`].
+    ///
+    /// [`DeviceManager::poll_event`]: ringwire_devices::DeviceManager::poll_event
+    pub fn device_events(
+        &self,
+    ) -> Result<impl Stream<Item = DeviceEvent> + Send + 'static, DeviceError> {
+        let interval = self.devices()?.manager().config().poll_interval;
+        let devices = Arc::clone(&self.devices);
+        Ok(futures_util::stream::unfold(
+            devices,
+            move |devices| async move {
+                loop {
+                    // Started above, and a `OnceLock` stays set.
+                    let event = devices.get()?.manager().poll_event();
+                    if let Some(event) = event {
+                        return Some((event, devices));
+                    }
+                    tokio::time::sleep(interval).await;
+                }
+            },
+        ))
     }
 
     /// The microphone calls capture from ([`Selection::Default`] until one is
