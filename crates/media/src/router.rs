@@ -14,8 +14,23 @@
 //!    allows): the pinned participant first, then dominant speakers in order, then the
 //!    rest in the order they started publishing (oldest first, so tiles do not jump);
 //! 3. bandwidth: every chosen stream starts at its lowest simulcast layer; streams that
-//!    do not fit the subscriber's estimate even so are dropped from the end of the
-//!    list; what is left over upgrades streams in priority order, one layer at a time.
+//!    do not fit the subscriber's budget even so are dropped from the end of the
+//!    list (all but the first); what is left over upgrades streams in priority order,
+//!    one layer at a time.
+//!
+//! The budget is not simply the bandwidth estimate. A send-side estimate (TWCC, GCC
+//! style) of a path that is not full follows what is acknowledged, about 1.5 times the
+//! rate actually sent: a viewer receiving only audio is estimated at tens of kbit/s
+//! whatever its link. Taken as the budget, that estimate would never admit the streams
+//! that let it grow. So the router believes an estimate only when it says less than the
+//! subscriber receives now, for [`RouterConfig::congestion_hold`], without rising by a
+//! tenth meanwhile (the estimate lags a selection change and an encoder ramping up, and
+//! climbs slowly out of a quiet spell): then the path is congested and the budget
+//! becomes the estimate. Until the first congestion there is no budget. A limited
+//! subscriber's budget grows with later estimates, and by probing: after
+//! [`RouterConfig::probe_backoff`] the router adds the cheapest next step (a stream or a
+//! layer) and watches; congestion again doubles the wait (up to 8 times), reaching the
+//! full demand lifts the budget.
 //!
 //! Key frames: a subscriber that starts receiving a stream, or moves to another layer,
 //! or reports loss needs a key frame from the publisher. Requests for one publisher
@@ -25,6 +40,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
+
+/// The longest probe wait, in multiples of [`RouterConfig::probe_backoff`].
+const MAX_BACKOFF_FACTOR: u32 = 8;
 
 /// What a published video stream shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -63,6 +81,14 @@ pub struct RouterConfig {
     pub web_slots: usize,
     /// At most one key-frame request per publisher layer in this window (default 500 ms).
     pub keyframe_interval: Duration,
+    /// How long a bandwidth estimate must stay below what a subscriber receives before
+    /// its streams are cut to fit (default 1 s: str0m's figure is already the mean of
+    /// its last 3 s).
+    pub congestion_hold: Duration,
+    /// How long a congested subscriber waits before the router tries to send it more
+    /// (default 8 s; doubled each time the attempt meets congestion again). Meanwhile
+    /// str0m's own probing lifts the estimate, and so the budget, where the path allows.
+    pub probe_backoff: Duration,
 }
 
 impl Default for RouterConfig {
@@ -71,6 +97,8 @@ impl Default for RouterConfig {
             native_slots: 6,
             web_slots: 1,
             keyframe_interval: Duration::from_millis(500),
+            congestion_hold: Duration::from_secs(1),
+            probe_backoff: Duration::from_secs(8),
         }
     }
 }
@@ -122,7 +150,15 @@ struct Subscriber<P> {
     /// What the client asked for, if anything (capped by the kind's limit).
     requested: Option<usize>,
     pinned: Option<P>,
-    bandwidth: Option<u64>,
+    /// Bits per second of video it may receive; `None` until its path was congested.
+    budget: Option<u64>,
+    /// Since when the estimate has been below what it receives without rising, and
+    /// the highest estimate in that time.
+    below_since: Option<(Instant, u64)>,
+    /// When to try a larger budget (only while it has one).
+    probe_at: Option<Instant>,
+    /// The wait before the next probe.
+    backoff: Duration,
     selected: Vec<Selected<P>>,
 }
 
@@ -182,7 +218,10 @@ impl<P: Ord + Clone> Router<P> {
                 slots,
                 requested: None,
                 pinned: None,
-                bandwidth: None,
+                budget: None,
+                below_since: None,
+                probe_at: None,
+                backoff: self.config.probe_backoff,
                 selected: Vec::new(),
             },
         );
@@ -229,13 +268,57 @@ impl<P: Ord + Clone> Router<P> {
         }
     }
 
-    /// The bandwidth estimate towards a subscriber, bits per second (`None`: unknown,
-    /// everything fits).
+    /// The bandwidth estimate for video towards a subscriber, bits per second (`None`:
+    /// unknown, everything fits). See the [module docs](self) for what it decides.
     pub fn set_bandwidth(&mut self, subscriber: &P, bps: Option<u64>, now: Instant) {
-        if let Some(sub) = self.subscribers.get_mut(subscriber) {
-            sub.bandwidth = bps;
-            self.reselect(subscriber, now);
+        let Some(sub) = self.subscribers.get(subscriber) else {
+            return;
+        };
+        let receiving = self.rate(&sub.selected);
+        let (hold, first_backoff) = (self.config.congestion_hold, self.config.probe_backoff);
+        let Some(sub) = self.subscribers.get_mut(subscriber) else {
+            return;
+        };
+        match bps {
+            None => {
+                sub.budget = None;
+                sub.below_since = None;
+                sub.probe_at = None;
+            }
+            // Below 90 % of what it receives: the path does not carry it (or the
+            // estimate has not caught up yet, which the hold tells apart).
+            Some(estimate) if u128::from(estimate) * 10 < u128::from(receiving) * 9 => {
+                let (since, peak) = *sub.below_since.get_or_insert((now, estimate));
+                // Rising by a tenth: the estimator is climbing out of a quiet spell
+                // (it follows what was acknowledged), not meeting congestion.
+                if u128::from(estimate) * 10 > u128::from(peak) * 11 {
+                    sub.below_since = Some((now, estimate));
+                } else if now >= since + hold {
+                    // A probe that met congestion again waits twice as long next time.
+                    sub.backoff = if sub.budget.is_some() {
+                        (sub.backoff * 2).min(first_backoff * MAX_BACKOFF_FACTOR)
+                    } else {
+                        first_backoff
+                    };
+                    sub.budget = Some(estimate);
+                    sub.below_since = None;
+                    sub.probe_at = Some(now + sub.backoff);
+                }
+            }
+            Some(estimate) => {
+                sub.below_since = None;
+                if let Some(budget) = &mut sub.budget {
+                    *budget = (*budget).max(estimate);
+                }
+            }
         }
+        self.reselect(subscriber, now);
+    }
+
+    /// The budget a subscriber's streams are fitted to (`None`: not limited).
+    #[must_use]
+    pub fn budget(&self, subscriber: &P) -> Option<u64> {
+        self.subscribers.get(subscriber).and_then(|s| s.budget)
     }
 
     /// A participant publishes a stream; `layer_bitrates` are its simulcast layers'
@@ -286,8 +369,18 @@ impl<P: Ord + Clone> Router<P> {
         }
     }
 
-    /// Sends deferred key-frame requests whose window has passed.
+    /// Sends deferred key-frame requests whose window has passed, and probes for more
+    /// bandwidth where it is due.
     pub fn handle_timeout(&mut self, now: Instant) {
+        let probes: Vec<P> = self
+            .subscribers
+            .iter()
+            .filter(|(_, s)| s.probe_at.is_some_and(|t| t <= now))
+            .map(|(p, _)| p.clone())
+            .collect();
+        for subscriber in probes {
+            self.probe(&subscriber, now);
+        }
         let interval = self.config.keyframe_interval;
         let due: Vec<(StreamId<P>, u8)> = self
             .throttles
@@ -310,11 +403,13 @@ impl<P: Ord + Clone> Router<P> {
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
         let interval = self.config.keyframe_interval;
-        self.throttles
+        let keyframes = self
+            .throttles
             .values()
             .filter(|t| t.pending)
-            .filter_map(|t| t.last.map(|l| l + interval))
-            .min()
+            .filter_map(|t| t.last.map(|l| l + interval));
+        let probes = self.subscribers.values().filter_map(|s| s.probe_at);
+        keyframes.chain(probes).min()
     }
 
     /// The next decision.
@@ -369,6 +464,8 @@ impl<P: Ord + Clone> Router<P> {
         if sub.selected == selected {
             return;
         }
+        // A new selection has a new rate; the estimate gets the whole hold to follow it.
+        sub.below_since = None;
         let before: BTreeSet<Selected<P>> = sub.selected.iter().cloned().collect();
         sub.selected = selected.clone();
         self.stats.selections += 1;
@@ -381,6 +478,68 @@ impl<P: Ord + Clone> Router<P> {
                 self.request_keyframe(sel.stream, sel.layer, now);
             }
         }
+    }
+
+    /// Grows a limited subscriber's budget by the cheapest step that changes what it
+    /// receives; lifts the limit once the budget covers everything it wants.
+    fn probe(&mut self, subscriber: &P, now: Instant) {
+        let Some(sub) = self.subscribers.get(subscriber) else {
+            return;
+        };
+        let demand = self.demand(subscriber);
+        let step = self.next_step(subscriber, sub);
+        let Some(sub) = self.subscribers.get_mut(subscriber) else {
+            return;
+        };
+        let Some(budget) = sub.budget else {
+            sub.probe_at = None;
+            return;
+        };
+        let grown = budget.saturating_add(step.max(1));
+        if grown >= demand {
+            sub.budget = None;
+            sub.probe_at = None;
+        } else {
+            sub.budget = Some(grown);
+            sub.probe_at = Some(now + sub.backoff);
+        }
+        self.reselect(subscriber, now);
+    }
+
+    /// What the cheapest change to more video costs on top of a subscriber's current
+    /// selection: the next candidate's lowest layer, or one layer up for a stream it
+    /// has.
+    fn next_step(&self, me: &P, sub: &Subscriber<P>) -> u64 {
+        let candidates = self.candidates(me, sub);
+        let added = candidates
+            .iter()
+            .find(|(id, _)| !sub.selected.iter().any(|s| &s.stream == *id))
+            .map(|(_, s)| s.layers[0]);
+        let upgrades = sub.selected.iter().filter_map(|sel| {
+            let layers = &self.streams.get(&sel.stream)?.layers;
+            let now = layers.get(usize::from(sel.layer))?;
+            let next = layers.get(usize::from(sel.layer) + 1)?;
+            Some(next.saturating_sub(*now))
+        });
+        added.into_iter().chain(upgrades).min().unwrap_or(0)
+    }
+
+    /// Bits per second of video a subscriber receives now, by its streams' measured
+    /// layer bitrates.
+    #[must_use]
+    pub fn receiving(&self, subscriber: &P) -> u64 {
+        self.rate(self.selection(subscriber))
+    }
+
+    /// Bits per second of a selection, by its streams' layer bitrates.
+    fn rate(&self, selected: &[Selected<P>]) -> u64 {
+        selected
+            .iter()
+            .filter_map(|sel| {
+                let layers = &self.streams.get(&sel.stream)?.layers;
+                layers.get(usize::from(sel.layer)).copied()
+            })
+            .sum()
     }
 
     /// What `subscriber` would receive with unlimited bandwidth, in bits per second:
@@ -438,7 +597,7 @@ impl<P: Ord + Clone> Router<P> {
         let candidates = self.candidates(me, sub);
         // 3. Bandwidth: lowest layers first, drop from the end, then upgrade in order.
         let mut layers: Vec<usize> = vec![0; candidates.len()];
-        let Some(budget) = sub.bandwidth else {
+        let Some(budget) = sub.budget else {
             return candidates
                 .iter()
                 .map(|(id, s)| Selected {
@@ -449,7 +608,9 @@ impl<P: Ord + Clone> Router<P> {
         };
         let mut count = candidates.len();
         let base = |n: usize| -> u64 { candidates[..n].iter().map(|(_, s)| s.layers[0]).sum() };
-        while count > 0 && base(count) > budget {
+        // The first stream stays at its lowest layer whatever the budget: the estimate
+        // can collapse under loss and only recovers with traffic to measure.
+        while count > 1 && base(count) > budget {
             count -= 1;
         }
         let mut spent = base(count);
@@ -596,24 +757,40 @@ mod tests {
         assert_eq!(r.selection(&0)[0].stream.publisher, 1);
     }
 
-    #[test]
-    fn bandwidth_picks_layers_and_drops_from_the_end() {
-        let now = Instant::now();
-        let mut r = Router::new(RouterConfig::default());
+    /// Three cameras with simulcast layers 150k / 500k / 1.5M.
+    fn three_layered_cameras(now: Instant) -> Router<u32> {
+        let config = RouterConfig {
+            congestion_hold: Duration::from_secs(2),
+            probe_backoff: Duration::from_secs(2),
+            ..RouterConfig::default()
+        };
+        let mut r = Router::new(config);
         r.add_subscriber(0, SubscriberKind::Native, now);
         for p in 1..=3 {
             r.publish(cam(p), vec![150_000, 500_000, 1_500_000], now);
         }
-        assert_eq!(
-            publishers(r.selection(&0)),
-            vec![
-                (1, StreamKind::Camera, 2),
-                (2, StreamKind::Camera, 2),
-                (3, StreamKind::Camera, 2)
-            ]
-        );
-        r.set_bandwidth(&0, Some(1_000_000), now);
+        r
+    }
+
+    #[test]
+    fn a_sustained_low_estimate_picks_layers_and_drops_from_the_end() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut r = three_layered_cameras(t0);
+        let top = vec![
+            (1, StreamKind::Camera, 2),
+            (2, StreamKind::Camera, 2),
+            (3, StreamKind::Camera, 2),
+        ];
+        assert_eq!(publishers(r.selection(&0)), top);
+        // Below what it receives, but not for long enough: the estimate may lag.
+        r.set_bandwidth(&0, Some(1_000_000), t0);
+        r.set_bandwidth(&0, Some(1_000_000), t0 + s(1));
+        assert_eq!(publishers(r.selection(&0)), top);
+        assert_eq!(r.budget(&0), None);
+        r.set_bandwidth(&0, Some(1_000_000), t0 + s(2));
         // 3 × 150k = 450k; upgrades in order: 1 → 500k (800k), 2 would need +350k: no.
+        assert_eq!(r.budget(&0), Some(1_000_000));
         assert_eq!(
             publishers(r.selection(&0)),
             vec![
@@ -622,16 +799,78 @@ mod tests {
                 (3, StreamKind::Camera, 0)
             ]
         );
-        r.set_bandwidth(&0, Some(320_000), now);
+        // An estimate that carries what it receives changes nothing downwards.
+        r.set_bandwidth(&0, Some(900_000), t0 + s(3));
+        assert_eq!(r.budget(&0), Some(1_000_000));
+        // What it would take, whatever the estimate: every candidate's top layer.
+        assert_eq!(r.demand(&0), 3 * 1_500_000);
+        assert_eq!(r.demand(&42), 0);
+    }
+
+    #[test]
+    fn an_estimate_that_follows_what_is_sent_never_cuts() {
+        // What str0m's estimator reports for a path that is not full: about 1.5 times
+        // the acknowledged rate, and its 40 kbps floor while only audio flows.
+        let t0 = Instant::now();
+        let mut r = Router::new(RouterConfig::default());
+        r.add_subscriber(0, SubscriberKind::Native, t0);
+        for i in 0..10 {
+            r.set_bandwidth(&0, Some(40_000), t0 + Duration::from_secs(i));
+        }
+        for p in 1..=6 {
+            r.publish(cam(p), vec![300_000], t0 + Duration::from_secs(10));
+        }
+        assert_eq!(r.selection(&0).len(), 6, "no congestion seen, no budget");
+        // The estimate jumps up only as acknowledgements of the new streams arrive.
+        for (i, estimate) in [60_000, 900_000, 2_700_000].into_iter().enumerate() {
+            let at = t0 + Duration::from_secs(10) + Duration::from_millis(900 * i as u64);
+            r.set_bandwidth(&0, Some(estimate), at);
+        }
+        assert_eq!(r.selection(&0).len(), 6);
+        assert_eq!(r.budget(&0), None);
+    }
+
+    #[test]
+    fn probes_grow_the_budget_and_back_off_after_congestion() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut r = three_layered_cameras(t0);
+        r.set_bandwidth(&0, Some(320_000), t0);
+        r.set_bandwidth(&0, Some(320_000), t0 + s(2));
         assert_eq!(
             publishers(r.selection(&0)),
             vec![(1, StreamKind::Camera, 0), (2, StreamKind::Camera, 0)]
         );
-        r.set_bandwidth(&0, Some(0), now);
-        assert!(r.selection(&0).is_empty());
-        // What it would take, whatever the estimate: every candidate's top layer.
-        assert_eq!(r.demand(&0), 3 * 1_500_000);
-        assert_eq!(r.demand(&42), 0);
+        // The first probe after 2 s (as configured): the cheapest step is the third
+        // camera's lowest layer (150k), cheaper than an upgrade (350k).
+        assert_eq!(r.poll_timeout(), Some(t0 + s(4)));
+        r.handle_timeout(t0 + s(4));
+        assert_eq!(r.budget(&0), Some(470_000));
+        assert_eq!(r.selection(&0).len(), 3);
+        // It met congestion again: cut, and the next probe waits twice as long.
+        r.set_bandwidth(&0, Some(300_000), t0 + s(5));
+        r.set_bandwidth(&0, Some(300_000), t0 + s(7));
+        assert_eq!(r.selection(&0).len(), 2);
+        assert_eq!(r.poll_timeout(), Some(t0 + s(11)));
+        // The path got better; probes climb until the budget covers the demand.
+        let mut at = t0 + s(11);
+        for _ in 0..20 {
+            r.handle_timeout(at);
+            r.set_bandwidth(&0, Some(5_000_000), at);
+            match r.poll_timeout() {
+                Some(next) => at = next,
+                None => break,
+            }
+        }
+        assert_eq!(r.budget(&0), None, "no limit once everything fits");
+        assert_eq!(
+            publishers(r.selection(&0)),
+            vec![
+                (1, StreamKind::Camera, 2),
+                (2, StreamKind::Camera, 2),
+                (3, StreamKind::Camera, 2)
+            ]
+        );
     }
 
     #[test]
