@@ -336,7 +336,8 @@ impl CallVideo {
 
     /// Handles an engine event that concerns video; `true` when it did.
     pub(crate) fn handle_event(&mut self, event: &CallMediaEvent) -> bool {
-        if *event == CallMediaEvent::KeyframeRequested {
+        // One layer: ours sends no simulcast.
+        if let CallMediaEvent::KeyframeRequested { .. } = event {
             if let Some(encoder) = &mut self.sender.encoder {
                 encoder.request_keyframe();
             }

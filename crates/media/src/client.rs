@@ -18,14 +18,17 @@ use std::time::Duration;
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 
 use str0m::format::Codec;
-use str0m::media::{Direction, KeyframeRequestKind, MediaKind, MediaTime, Mid, Pt};
+use str0m::media::{
+    Direction, KeyframeRequestKind, MediaKind, MediaTime, Mid, Pt, Rid, Simulcast, SimulcastLayer,
+};
 use str0m::{Candidate, Event, IceConnectionState, Output, Rtc};
 
 use crate::codec::{Encoder, FRAME_SAMPLES, MAX_PACKET_SIZE, OpusConfig};
 use crate::jitter::{AudioPacket, Frame, JitterBuffer, JitterConfig, JitterStats};
 use crate::level::{AudioLevel, VadConfig, VoiceActivity};
 use crate::rtc::{
-    MediaError, Transmit, VIDEO_CLOCK, level_to_ext, opus_pt, opus_time, receive_input, rtc_config,
+    H264_BASELINE, H264_CONSTRAINED_BASELINE, MediaError, Transmit, VIDEO_CLOCK, level_to_ext,
+    opus_pt, opus_time, receive_input, rtc_config,
 };
 
 /// Received video access units kept for [`CallMedia::poll_video`] at most.
@@ -53,13 +56,23 @@ pub struct VideoConfig {
     pub publish: bool,
     /// Receive slots: how many remote videos can arrive at once (native clients 6).
     pub slots: usize,
+    /// Simulcast layers to send, lowest first ([`CallMedia::send_video_layer`]); 1 sends
+    /// one stream without simulcast. At most [`MAX_SIMULCAST_LAYERS`].
+    pub layers: usize,
 }
+
+/// The most simulcast layers a client sends (what browsers send too).
+pub const MAX_SIMULCAST_LAYERS: usize = 3;
+
+/// The RTP stream ids of simulcast layers, lowest first.
+const LAYER_RIDS: [&str; MAX_SIMULCAST_LAYERS] = ["q", "h", "f"];
 
 impl Default for VideoConfig {
     fn default() -> Self {
         Self {
             publish: true,
             slots: 6,
+            layers: 1,
         }
     }
 }
@@ -101,8 +114,12 @@ pub enum CallMediaEvent {
         /// Why, for logs.
         reason: String,
     },
-    /// Someone receiving our video needs a key frame: encode the next frame as one.
-    KeyframeRequested,
+    /// Someone receiving our video needs a key frame: encode the next frame of this
+    /// simulcast layer (0 without simulcast) as one.
+    KeyframeRequested {
+        /// The layer, lowest 0.
+        layer: usize,
+    },
 }
 
 /// Counters of a [`CallMedia`].
@@ -137,6 +154,8 @@ pub struct CallMedia {
     mid: Mid,
     /// Our video send section, when offered.
     publish: Option<Mid>,
+    /// The simulcast layers' stream ids, lowest first (empty without simulcast).
+    rids: Vec<Rid>,
     h264_pt: Option<Pt>,
     /// Receive slots, in offer order.
     slots: Vec<Mid>,
@@ -197,10 +216,24 @@ impl CallMedia {
         let video = config.video.unwrap_or(VideoConfig {
             publish: false,
             slots: 0,
+            layers: 1,
+        });
+        let layers = video.layers.clamp(1, MAX_SIMULCAST_LAYERS);
+        let rids: Vec<Rid> = if video.publish && layers > 1 {
+            LAYER_RIDS[..layers].iter().map(|r| Rid::from(*r)).collect()
+        } else {
+            Vec::new()
+        };
+        let simulcast = (!rids.is_empty()).then(|| Simulcast {
+            send: LAYER_RIDS[..layers]
+                .iter()
+                .map(|r| SimulcastLayer::new(r))
+                .collect(),
+            recv: Vec::new(),
         });
         let publish = video
             .publish
-            .then(|| api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None));
+            .then(|| api.add_media(MediaKind::Video, Direction::SendOnly, None, None, simulcast));
         let slots: Vec<Mid> = (0..video.slots)
             .map(|_| api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None))
             .collect();
@@ -211,6 +244,7 @@ impl CallMedia {
             rtc,
             mid,
             publish,
+            rids,
             h264_pt: None,
             slots,
             videos: VecDeque::new(),
@@ -343,6 +377,7 @@ impl CallMedia {
 
     /// Sends one encoded video access unit (H.264 Annex B) captured `capture` after
     /// the stream started. Dropped (not an error) while not connected or not sending.
+    /// With simulcast this is the lowest layer.
     ///
     /// # Errors
     /// [`MediaError::Negotiation`] when no video send section was negotiated.
@@ -352,6 +387,32 @@ impl CallMedia {
         capture: Duration,
         now: Instant,
     ) -> Result<(), MediaError> {
+        self.send_video_layer(0, data, capture, now)
+    }
+
+    /// As [`Self::send_video`], on one simulcast layer (0 the lowest). Each layer is its
+    /// own encoding of the same pictures, at its own size and bitrate; the server
+    /// forwards one of them to each subscriber.
+    ///
+    /// # Errors
+    /// [`MediaError::Negotiation`] when no video send section was negotiated or the
+    /// layer was not offered.
+    pub fn send_video_layer(
+        &mut self,
+        layer: usize,
+        data: &[u8],
+        capture: Duration,
+        now: Instant,
+    ) -> Result<(), MediaError> {
+        let rid = match (self.rids.is_empty(), self.rids.get(layer)) {
+            (true, _) if layer == 0 => None,
+            (false, Some(rid)) => Some(*rid),
+            _ => {
+                return Err(MediaError::Negotiation(format!(
+                    "simulcast layer {layer} was not offered"
+                )));
+            }
+        };
         let Some(mid) = self.publish else {
             return Err(MediaError::Negotiation(
                 "no video section to send on".into(),
@@ -367,10 +428,21 @@ impl CallMedia {
                     return Ok(());
                 };
                 // packetization-mode 1 (FU-A): access units larger than one packet.
+                // Constrained Baseline first: OpenH264 encodes it, and every browser
+                // offers it (Chromium does not offer str0m's High profile entry, and a
+                // PT the far end lacks is decoded as whatever codec it has there).
                 let pt = writer
                     .payload_params()
                     .filter(|p| p.spec().codec == Codec::H264)
-                    .max_by_key(|p| p.spec().format.packetization_mode == Some(1))
+                    .min_by_key(|p| {
+                        let format = p.spec().format;
+                        let baseline = match format.profile_level_id {
+                            Some(H264_CONSTRAINED_BASELINE) => 0,
+                            Some(H264_BASELINE) => 1,
+                            _ => 2,
+                        };
+                        (format.packetization_mode != Some(1), baseline)
+                    })
                     .map(|p| p.pt());
                 let Some(pt) = pt else {
                     return Err(MediaError::Negotiation("H.264 was not negotiated".into()));
@@ -381,6 +453,10 @@ impl CallMedia {
         };
         let Some(writer) = self.rtc.writer(mid) else {
             return Ok(());
+        };
+        let writer = match rid {
+            Some(rid) => writer.rid(rid),
+            None => writer,
         };
         let ticks = (capture.as_secs_f64() * f64::from(VIDEO_CLOCK.get())) as u64;
         writer
@@ -492,7 +568,12 @@ impl CallMedia {
                 self.fail("ICE disconnected".into());
             }
             Event::KeyframeRequest(req) if Some(req.mid) == self.publish => {
-                self.events.push_back(CallMediaEvent::KeyframeRequested);
+                let layer = req
+                    .rid
+                    .and_then(|rid| self.rids.iter().position(|r| *r == rid))
+                    .unwrap_or(0);
+                self.events
+                    .push_back(CallMediaEvent::KeyframeRequested { layer });
             }
             Event::MediaData(data) if data.mid != self.mid => {
                 let Some(slot) = self.slots.iter().position(|m| *m == data.mid) else {

@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | `jitter_ops` | [`run_jitter_ops`] | a [`JitterScenario`] of [`JitterOp`]s (packets with arbitrary sequence numbers, timestamps, payload sizes and arrival times; pulls at arbitrary times) replayed against a [`JitterBuffer`]: no panic; memory bounded (packets held ≤ `max_packets`); every frame is exactly 960 samples; counters add up |
 //! | `rtp_payload` | [`run_payload_scenario`] | a [`PayloadScenario`], one of three: arbitrary opus payloads and RFC 6464 levels into a three-participant [`Mixer`] with ticks, mute, hold and removal ([`MixerOp`]); arbitrary datagrams, edited handshake datagrams and arbitrary or edited SDP offers and answers against a [`MediaServer`] with one joined participant whose offer was accepted, and its [`CallMedia`] ([`WireOp`]); SRTP packets with arbitrary payloads, levels, sequence numbers and timestamps from three connected participants ([`RtpOp`]). No panic; memory bounded (operations, sizes and SDP operations capped, outputs drained); counters add up; no audio to anyone removed or on hold; events name members; no server timer stays due after the drain |
-//! | `video_payload` | [`run_video_scenario`] | a [`VideoScenario`]: received video access units, as the client's depacketizer hands them over ([`VideoOp`]: arbitrary bytes, single NAL units and OBUs of any type, real H.264 and AV1 units with bytes flipped, cut, inserted, removed or repeated) into one [`H264Decoder`] and one [`Av1Decoder`]. No panic; after every unit, decoded or refused, the [`VideoFrame`] is consistent (sides within [`MAX_DIMENSION`], planes of exactly its size); an unchanged H.264 key frame after anything gives its picture (size and frame number) |
+//! | `video_payload` | [`run_video_scenario`] | a [`VideoScenario`]: received video access units, as the client's depacketizer hands them over ([`VideoOp`]: arbitrary bytes, single NAL units and OBUs of any type, real H.264 and AV1 units with bytes flipped, cut, inserted, removed or repeated) into one [`H264Decoder`] (and [`h264_picture_size`], the SFU's SPS reader) and one [`Av1Decoder`]. No panic; after every unit, decoded or refused, the [`VideoFrame`] is consistent (sides within [`MAX_DIMENSION`], planes of exactly its size); an unchanged H.264 key frame after anything gives its picture (size and frame number) |
 //!
 //! ```text
 //! cd fuzz
@@ -42,7 +42,7 @@ use crate::mixer::{MixKind, Mixer, MixerConfig};
 use crate::rtc::MediaError;
 use crate::server::{MediaServer, MediaServerConfig, ServerEvent};
 use crate::video::{FrameRate, MAX_DIMENSION, TestPatternSource, VideoFormat, VideoFrame};
-use crate::video_codec::{Av1Decoder, H264Config, H264Decoder, H264Encoder};
+use crate::video_codec::{Av1Decoder, H264Config, H264Decoder, H264Encoder, h264_picture_size};
 
 /// One operation on the jitter buffer.
 #[derive(Debug, Clone, Arbitrary)]
@@ -1346,6 +1346,7 @@ pub fn run_video_scenario(scenario: &VideoScenario) -> VideoReport {
                 );
                 let (w, h) = H264_SIZES[0];
                 assert_eq!((frame.width(), frame.height()), (w, h));
+                assert_eq!(h264_picture_size(key), Some((w, h)));
                 assert_eq!(TestPatternSource::frame_number(&frame), Some(0));
                 report.h264_recovered += 1;
             }
@@ -1393,6 +1394,10 @@ fn decode_h264(
     frame: &mut VideoFrame,
     report: &mut VideoReport,
 ) -> bool {
+    // The SFU reads simulcast layers' sizes from what publishers send, undecoded.
+    if let Some((w, h)) = h264_picture_size(unit) {
+        assert!(w > 0 && h > 0, "a parsed picture size of {w}x{h}");
+    }
     let got = dec.decode(unit, frame);
     check_frame(frame);
     match got {

@@ -117,6 +117,14 @@ pub(crate) fn server_rtc_config(receives_video: bool) -> RtcConfig {
     }
 }
 
+/// H.264 Constrained Baseline, level 3.1 (`profile-level-id=42e01f`): what OpenH264
+/// encodes and every browser offers, so what video goes out as.
+pub(crate) const H264_CONSTRAINED_BASELINE: u32 = 0x0042_e01f;
+
+/// H.264 Baseline, level 3.1: the next best thing for a peer without Constrained
+/// Baseline.
+pub(crate) const H264_BASELINE: u32 = 0x0042_001f;
+
 /// The RTP clock of video (RFC 6184 §5.1: 90 kHz).
 pub(crate) const VIDEO_CLOCK: Frequency = Frequency::NINETY_KHZ;
 

@@ -29,16 +29,18 @@ use std::time::Instant;
 
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::SdpOffer;
-use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, Mid, Pt};
+use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, MediaTime, Mid, Pt, Rid};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
 use crate::codec::{FRAME_DURATION, FRAME_SAMPLES};
 use crate::mixer::{MixKind, MixOutput, Mixer, MixerConfig};
 use crate::router::{Router, RouterConfig, RouterEvent, StreamId, StreamKind, SubscriberKind};
 use crate::rtc::{
-    MediaError, Transmit, level_from_ext, opus_pt, opus_time, receive_input, server_rtc_config,
+    H264_CONSTRAINED_BASELINE, MediaError, Transmit, level_from_ext, opus_pt, opus_time,
+    receive_input, server_rtc_config,
 };
 use crate::speaker::{DominantSpeaker, SpeakerConfig, SpeakerEvent};
+use crate::video_codec::h264_picture_size;
 
 /// The most packets a participant's mixing queue holds; older ones are dropped (the
 /// sender runs fast or arrived in a burst).
@@ -73,13 +75,14 @@ pub struct MediaServerConfig {
     pub router: RouterConfig,
     /// Send-side bandwidth estimation (str0m's TWCC estimator) toward participants who
     /// receive video, handed to the router so a subscriber gets only the streams its
-    /// path carries. Off by default: while a subscriber receives little (audio, small
-    /// camera streams) the estimate follows what is acknowledged, not what the path
-    /// carries (it fell from 2.5 Mbps to about 150 kbps within a second on loopback,
-    /// and to str0m's 40 kbps floor for a viewer that had only audio yet), so the
-    /// router would never add the streams that would let it grow; probing up to the
-    /// router's demand did not lift it in the tests. The wiring (measured stream
-    /// bitrates, probing targets, estimates to the router) runs when it is on.
+    /// path carries (see [`crate::router`] for how an estimate is believed). Off by
+    /// default: str0m paces what it sends at its estimate, and on a busy machine its
+    /// delay-based detector reads CPU scheduling delay as queueing (the loopback
+    /// end-to-end tests on two loaded cores cut a viewer of six cameras to one and then
+    /// starved that one). On a real path with a constrained link it moves a viewer to
+    /// a lower simulcast layer and back (`simulcast_layers_follow_each_subscribers_path`).
+    /// Off, stream bitrates are measured only to order simulcast layers, and every
+    /// subscriber gets all its slots at the top layer.
     pub bandwidth_estimation: bool,
 }
 
@@ -263,8 +266,42 @@ struct Member<P> {
     /// The highest sequence number taken from the queue (older arrivals are late).
     taken: Option<u64>,
     clock: OutClock,
-    /// The bitrate of the video it publishes, as the router was last told.
+    /// The simulcast layers of the video it publishes (one, with no stream id, without
+    /// simulcast), lowest bitrate first: the router's layer numbers index this.
+    layers: Vec<Layer>,
+}
+
+/// One simulcast layer of a published video, as received.
+#[derive(Debug)]
+struct Layer {
+    rid: Option<Rid>,
     meter: RateMeter,
+    /// Its picture size in pixels, from the last key frame's sequence parameter set.
+    pixels: Option<u64>,
+}
+
+/// Puts a publisher's layers lowest first: by picture size once every layer's is known
+/// (a still scene makes a large layer as cheap as a small one), by bitrate until then.
+fn order_layers(layers: &mut [Layer]) {
+    if layers.iter().all(|l| l.pixels.is_some()) {
+        layers.sort_by_key(|l| (l.pixels, l.meter.reported));
+    } else {
+        layers.sort_by_key(|l| l.meter.reported);
+    }
+}
+
+/// The layer of `layers` a packet with `rid` belongs to, learning new ones as they
+/// come (a browser may start a layer late).
+fn layer_of(layers: &mut Vec<Layer>, rid: Option<Rid>) -> usize {
+    if let Some(i) = layers.iter().position(|l| l.rid == rid) {
+        return i;
+    }
+    layers.push(Layer {
+        rid,
+        meter: RateMeter::default(),
+        pixels: None,
+    });
+    layers.len() - 1
 }
 
 /// Measures a published stream's bitrate over one-second windows, so the router can
@@ -311,6 +348,12 @@ struct Peer<P> {
     connected: bool,
     /// The bitrate its bandwidth estimator was last asked to probe for (0: never).
     desired: u64,
+    /// Its bandwidth estimator's last estimate.
+    estimate: Option<u64>,
+    /// When its estimator was last restarted ([`restart_estimate`]).
+    restarted: Option<Instant>,
+    /// The video bitrate it received when [`restart_estimate`] last looked.
+    receiving: u64,
     /// Where its datagrams come from, once known (for routing and purging).
     remote: Option<SocketAddr>,
     timeout: Option<Instant>,
@@ -319,9 +362,63 @@ struct Peer<P> {
 struct Slot<P> {
     mid: Mid,
     stream: Option<StreamId<P>>,
+    /// The simulcast layer of the stream it forwards (`None` also without simulcast).
+    rid: Option<Rid>,
     /// Nothing is forwarded into a slot until a key frame: before it the decoder
     /// could only show garbage.
     awaiting_keyframe: bool,
+    /// Added to the source's RTP time: the slot's outgoing time runs on without a jump
+    /// when it changes stream or layer (each has its own random offset).
+    ts_offset: u64,
+    /// The outgoing RTP time and arrival of the last frame written.
+    last: Option<(u64, Instant)>,
+    /// The next frame written starts a new source: compute `ts_offset` afresh.
+    rebase: bool,
+}
+
+impl<P> Slot<P> {
+    fn new(mid: Mid) -> Self {
+        Self {
+            mid,
+            stream: None,
+            rid: None,
+            awaiting_keyframe: true,
+            ts_offset: 0,
+            last: None,
+            rebase: true,
+        }
+    }
+
+    /// Forwards another stream or layer from now on: wait for its key frame, and keep
+    /// the outgoing clock continuous.
+    fn switch(&mut self, stream: Option<StreamId<P>>, rid: Option<Rid>) {
+        self.stream = stream;
+        self.rid = rid;
+        self.awaiting_keyframe = true;
+        self.rebase = true;
+    }
+
+    /// The outgoing RTP time (90 kHz) of a frame with source time `source` that
+    /// arrived at `at`.
+    fn out_time(&mut self, source: u64, at: Instant) -> u64 {
+        if self.rebase {
+            self.rebase = false;
+            let target = match self.last {
+                Some((ts, then)) => {
+                    let elapsed = at.saturating_duration_since(then).as_secs_f64();
+                    // At least one tick later, so a receiver never sees time stand still.
+                    ts.wrapping_add(
+                        (elapsed * f64::from(crate::rtc::VIDEO_CLOCK.get())).max(1.0) as u64,
+                    )
+                }
+                None => source,
+            };
+            self.ts_offset = target.wrapping_sub(source);
+        }
+        let out = source.wrapping_add(self.ts_offset);
+        self.last = Some((out, at));
+        out
+    }
 }
 
 /// The RTP clock of one listener's outgoing stream.
@@ -379,7 +476,7 @@ impl<P> Member<P> {
             primed: false,
             taken: None,
             clock: OutClock::default(),
-            meter: RateMeter::default(),
+            layers: Vec::new(),
         }
     }
 
@@ -550,6 +647,8 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
         if old == video {
             return;
         }
+        // Another stream: its layers are learned again.
+        member.layers.clear();
         let connected = member.connected();
         if let Some(kind) = old {
             room.router.unpublish(
@@ -694,6 +793,9 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
             slots: Vec::new(),
             connected: false,
             desired: 0,
+            estimate: None,
+            restarted: None,
+            receiving: 0,
             remote: None,
             timeout: None,
         };
@@ -708,11 +810,7 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
                 (MediaKind::Video, Direction::RecvOnly) if peer.publish.is_none() => {
                     peer.publish = Some(mid);
                 }
-                (MediaKind::Video, Direction::SendOnly) => peer.slots.push(Slot {
-                    mid,
-                    stream: None,
-                    awaiting_keyframe: true,
-                }),
+                (MediaKind::Video, Direction::SendOnly) => peer.slots.push(Slot::new(mid)),
                 _ => {}
             }
         }
@@ -733,6 +831,7 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
                 return Err(MediaError::NotJoined);
             };
             member.clock = OutClock::default();
+            member.layers.clear();
             member.peer.replace(peer)
         };
         self.peers.insert(id, (call.clone(), participant.clone()));
@@ -983,10 +1082,19 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
                     }
                 }
                 PeerEvent::Bandwidth(bps) => {
+                    let Some(peer) = member.peer.as_mut() else {
+                        continue;
+                    };
+                    peer.estimate = Some(bps);
+                    if peer.restarted.is_some_and(|t| now < t + ESTIMATE_WINDOW) {
+                        continue;
+                    }
                     self.stats.bandwidth_estimates += 1;
                     self.stats.last_bandwidth_estimate = bps;
                     tracing::trace!(?participant, bps, "bandwidth estimate");
-                    room.router.set_bandwidth(participant, Some(bps), now);
+                    // Its audio comes out of the same estimate.
+                    let video = bps.saturating_sub(AUDIO_BPS);
+                    room.router.set_bandwidth(participant, Some(video), now);
                     video_changed = true;
                 }
                 PeerEvent::Failed(reason) => failed = Some(reason),
@@ -1016,6 +1124,7 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
     /// Forwards one video frame of `publisher` to the subscribers the router chose,
     /// unchanged (str0m repacketizes it for each).
     fn forward_video(&mut self, call: &C, publisher: &P, data: &MediaData) {
+        let now = data.network_time;
         let Some(mut room) = self.rooms.get_mut(call) else {
             return;
         };
@@ -1029,18 +1138,36 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
             publisher: publisher.clone(),
             kind,
         };
-        // Stream bitrates only matter against bandwidth estimates; without them, a
-        // report would make the router reselect every subscriber for nothing.
-        let measured = if self.config.bandwidth_estimation {
-            member.meter.add(data.data.len(), data.network_time)
-        } else {
-            None
-        };
-        if let Some(bps) = measured {
-            room.router
-                .publish(stream.clone(), vec![bps], data.network_time);
-            self.update_demand(call);
+        let layer = layer_of(&mut member.layers, data.rid);
+        let keyframe = data.is_keyframe();
+        let simulcast = data.rid.is_some() || member.layers.len() > 1;
+        let mut resized = false;
+        if simulcast && keyframe {
+            let pixels = h264_picture_size(&data.data).map(|(w, h)| u64::from(w) * u64::from(h));
+            if pixels.is_some() && pixels != member.layers[layer].pixels {
+                member.layers[layer].pixels = pixels;
+                resized = true;
+            }
+        }
+        // Bitrates matter against bandwidth estimates and to order simulcast layers;
+        // without either, a report would make the router reselect everyone for nothing.
+        let measured = (self.config.bandwidth_estimation || simulcast)
+            .then(|| member.layers[layer].meter.add(data.data.len(), now))
+            .flatten();
+        if measured.is_some() || resized {
+            // Lowest first: the router's layer numbers are positions in this order.
+            order_layers(&mut member.layers);
+            let bitrates = member.layers.iter().map(|l| l.meter.reported).collect();
+            room.router.publish(stream.clone(), bitrates, now);
+            if self.config.bandwidth_estimation {
+                self.update_demand(call);
+            }
             self.route_video(call);
+            // The order may have changed under selections that did not.
+            self.sync_layers(call, &stream, now);
+            if self.config.bandwidth_estimation {
+                self.restart_estimates(call, &stream, now);
+            }
             let Some(again) = self.rooms.get_mut(call) else {
                 return;
             };
@@ -1049,7 +1176,6 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
         let mut receivers = std::mem::take(&mut self.receivers);
         receivers.clear();
         receivers.extend(room.router.receivers(&stream).map(|(p, _)| p.clone()));
-        let keyframe = data.is_keyframe();
         for subscriber in receivers.drain(..) {
             let Some(member) = room.members.get_mut(&subscriber).filter(|m| !m.on_hold) else {
                 continue;
@@ -1060,7 +1186,7 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
             let Some(slot) = peer
                 .slots
                 .iter_mut()
-                .find(|s| s.stream.as_ref() == Some(&stream))
+                .find(|s| s.stream.as_ref() == Some(&stream) && s.rid == data.rid)
             else {
                 continue;
             };
@@ -1070,13 +1196,35 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
             }
             slot.awaiting_keyframe = false;
             let mid = slot.mid;
+            let time = MediaTime::new(slot.out_time(data.time.numer(), now), data.time.frequency());
             let Some(writer) = peer.rtc.writer(mid) else {
                 continue;
             };
-            let Some(pt) = writer.match_params(data.params) else {
+            // Only a PT negotiated on this section: str0m may match the publisher's
+            // format to an entry it renumbered for a browser that never offered it
+            // (which then decodes the PT as another codec). Otherwise the same codec
+            // and packetization, Constrained Baseline preferred.
+            let spec = data.params.spec();
+            let pt = writer
+                .match_params(data.params)
+                .filter(|pt| writer.payload_params().any(|p| p.pt() == *pt))
+                .or_else(|| {
+                    writer
+                        .payload_params()
+                        .filter(|p| {
+                            p.spec().codec == spec.codec
+                                && p.spec().format.packetization_mode
+                                    == spec.format.packetization_mode
+                        })
+                        .max_by_key(|p| {
+                            p.spec().format.profile_level_id == Some(H264_CONSTRAINED_BASELINE)
+                        })
+                        .map(|p| p.pt())
+                });
+            let Some(pt) = pt else {
                 continue;
             };
-            if let Err(e) = writer.write(pt, data.network_time, data.time, data.data.clone()) {
+            if let Err(e) = writer.write(pt, now, time, data.data.clone()) {
                 tracing::debug!(?subscriber, %e, "video write failed");
                 continue;
             }
@@ -1085,6 +1233,68 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
             drain(peer, &mut self.outbox, &mut none);
         }
         self.receivers = receivers;
+    }
+
+    /// Points every slot that shows `stream` at the simulcast layer the router chose
+    /// for its subscriber, after the publisher's layers were reordered; a slot that
+    /// moves asks for a key frame of its new layer.
+    fn sync_layers(&mut self, call: &C, stream: &StreamId<P>, now: Instant) {
+        let Some(room) = self.rooms.get_mut(call) else {
+            return;
+        };
+        let Some(publisher) = room.members.get(&stream.publisher) else {
+            return;
+        };
+        let mut moved = Vec::new();
+        for (subscriber, layer) in room.router.receivers(stream) {
+            let rid = publisher.layers.get(usize::from(layer)).and_then(|l| l.rid);
+            let slot = room
+                .members
+                .get(subscriber)
+                .and_then(|m| m.peer.as_ref())
+                .and_then(|p| p.slots.iter().find(|s| s.stream.as_ref() == Some(stream)));
+            if slot.is_some_and(|s| s.rid != rid) {
+                moved.push((subscriber.clone(), rid));
+            }
+        }
+        for (subscriber, rid) in moved {
+            let receiving = room.router.receiving(&subscriber);
+            let Some(peer) = room
+                .members
+                .get_mut(&subscriber)
+                .and_then(|m| m.peer.as_mut())
+            else {
+                continue;
+            };
+            if let Some(slot) = peer
+                .slots
+                .iter_mut()
+                .find(|s| s.stream.as_ref() == Some(stream))
+            {
+                slot.switch(Some(stream.clone()), rid);
+            }
+            if self.config.bandwidth_estimation {
+                restart_estimate(peer, receiving, now);
+            }
+            room.router.handle_loss(&subscriber, stream, now);
+        }
+        self.route_video(call);
+    }
+
+    /// Restarts the estimates of a stream's subscribers whose video grew with its new
+    /// bitrate (see [`restart_estimate`]).
+    fn restart_estimates(&mut self, call: &C, stream: &StreamId<P>, now: Instant) {
+        let Some(room) = self.rooms.get_mut(call) else {
+            return;
+        };
+        let Room {
+            members, router, ..
+        } = room;
+        for (subscriber, _) in router.receivers(stream) {
+            if let Some(peer) = members.get_mut(subscriber).and_then(|m| m.peer.as_mut()) {
+                restart_estimate(peer, router.receiving(subscriber), now);
+            }
+        }
     }
 
     /// Acts on the router's decisions for one call: slot assignments (announced to the
@@ -1103,6 +1313,17 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
                         .config
                         .bandwidth_estimation
                         .then(|| room.router.demand(&subscriber));
+                    let wanted: Vec<(StreamId<P>, Option<Rid>)> = selected
+                        .into_iter()
+                        .map(|sel| {
+                            let rid = room
+                                .members
+                                .get(&sel.stream.publisher)
+                                .and_then(|m| m.layers.get(usize::from(sel.layer)))
+                                .and_then(|l| l.rid);
+                            (sel.stream, rid)
+                        })
+                        .collect();
                     let Some(peer) = room
                         .members
                         .get_mut(&subscriber)
@@ -1112,8 +1333,11 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
                     };
                     if let Some(demand) = demand {
                         set_desired(peer, demand);
+                        if let Some(now) = self.now {
+                            restart_estimate(peer, room.router.receiving(&subscriber), now);
+                        }
                     }
-                    if assign_slots(&mut peer.slots, selected.into_iter().map(|s| s.stream)) {
+                    if assign_slots(&mut peer.slots, wanted) {
                         self.events.push_back(ServerEvent::VideoSlots {
                             call: call.clone(),
                             participant: subscriber,
@@ -1128,13 +1352,12 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
                         });
                     }
                 }
-                RouterEvent::KeyframeRequest { stream, .. } => {
-                    let Some(peer) = room
-                        .members
-                        .get_mut(&stream.publisher)
-                        .and_then(|m| m.peer.as_mut())
-                        .filter(|p| p.connected)
-                    else {
+                RouterEvent::KeyframeRequest { stream, layer } => {
+                    let Some(member) = room.members.get_mut(&stream.publisher) else {
+                        continue;
+                    };
+                    let rid = member.layers.get(usize::from(layer)).and_then(|l| l.rid);
+                    let Some(peer) = member.peer.as_mut().filter(|p| p.connected) else {
                         continue;
                     };
                     let Some(mid) = peer.publish else {
@@ -1143,7 +1366,7 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
                     let requested = peer
                         .rtc
                         .writer(mid)
-                        .map(|mut w| w.request_keyframe(None, KeyframeRequestKind::Pli));
+                        .map(|mut w| w.request_keyframe(rid, KeyframeRequestKind::Pli));
                     if let Some(Err(e)) = requested {
                         // Nothing received on that section yet: the next request works.
                         tracing::trace!(?stream, %e, "key-frame request not sent");
@@ -1398,33 +1621,62 @@ impl Drained {
     }
 }
 
-/// Puts `streams` (in priority order) into `slots`: a stream keeps the slot it has,
-/// new ones take free slots in order, streams beyond the slot count are left out.
-/// Returns whether anything changed.
-fn assign_slots<P: PartialEq>(
+/// Puts `streams` (in priority order, each with the simulcast layer to forward) into
+/// `slots`: a stream keeps the slot it has, new ones take free slots in order, streams
+/// beyond the slot count are left out. Returns whether which slot shows which stream
+/// changed (a layer change alone is the server's business, not the client's).
+fn assign_slots<P: PartialEq + Clone>(
     slots: &mut [Slot<P>],
-    streams: impl Iterator<Item = StreamId<P>>,
+    streams: Vec<(StreamId<P>, Option<Rid>)>,
 ) -> bool {
-    let wanted: Vec<StreamId<P>> = streams.take(slots.len()).collect();
+    let wanted = &streams[..streams.len().min(slots.len())];
     let mut changed = false;
     for slot in slots.iter_mut() {
-        if slot.stream.as_ref().is_some_and(|s| !wanted.contains(s)) {
-            slot.stream = None;
-            changed = true;
+        let Some(current) = &slot.stream else {
+            continue;
+        };
+        match wanted.iter().find(|(s, _)| s == current) {
+            None => {
+                slot.switch(None, None);
+                changed = true;
+            }
+            Some((_, rid)) if *rid != slot.rid => slot.switch(slot.stream.clone(), *rid),
+            Some(_) => {}
         }
     }
-    for stream in wanted {
-        if slots.iter().any(|s| s.stream.as_ref() == Some(&stream)) {
+    for (stream, rid) in wanted {
+        if slots.iter().any(|s| s.stream.as_ref() == Some(stream)) {
             continue;
         }
         if let Some(free) = slots.iter_mut().find(|s| s.stream.is_none()) {
-            free.stream = Some(stream);
-            free.awaiting_keyframe = true;
+            free.switch(Some(stream.clone()), *rid);
             changed = true;
         }
     }
     changed
 }
+
+/// Restarts a subscriber's bandwidth estimate at what it will receive, when that grew
+/// by half (a stream or layer started, or its bitrate became known) beyond the
+/// estimate. str0m paces what it sends at the estimate, and an estimate that followed a
+/// quiet spell (audio only) down would hold new video back for seconds; video that
+/// starts is the probe, and real congestion shows in the estimates that follow, which
+/// the router acts on. Slower growth is left to the estimator.
+fn restart_estimate<P>(peer: &mut Peer<P>, video: u64, now: Instant) {
+    let grew = video > peer.receiving + peer.receiving / 2;
+    peer.receiving = video;
+    let wanted = video + AUDIO_BPS;
+    if grew && peer.estimate.is_some_and(|e| e < wanted) {
+        let restart = wanted + wanted / 4;
+        peer.estimate = Some(restart);
+        peer.restarted = Some(now);
+        peer.rtc.bwe().reset(Bitrate::bps(restart));
+    }
+}
+
+/// str0m reports the mean of the estimates of the last 3 s; for that long after a
+/// restart the figure still mixes in what came before it.
+const ESTIMATE_WINDOW: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Asks a subscriber's bandwidth estimator to probe up to `video` bits per second of
 /// video plus its audio, when that changed by more than a tenth (each change restarts

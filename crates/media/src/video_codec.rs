@@ -9,6 +9,11 @@
 //!
 //! Bitstreams are Annex B (start codes), as OpenH264 emits and str0m's H.264
 //! packetizer takes.
+//!
+//! [`h264_picture_size`] reads the picture size from a forwarded access unit's
+//! sequence parameter set, so the SFU can tell simulcast layers apart without decoding;
+//! it uses `h264-reader` (the SPS parser the `retina` RTSP client relies on, fuzzed
+//! upstream) rather than a hand-written exp-Golomb reader.
 
 use openh264::OpenH264API;
 use openh264::decoder::{Decoder as OhDecoder, DecoderConfig};
@@ -19,6 +24,42 @@ use openh264::encoder::{
 use openh264::formats::YUVSource;
 
 use crate::video::{VideoFrame, VideoIoError};
+
+/// The picture size (width, height) announced by the first sequence parameter set in
+/// an H.264 access unit (Annex B), or `None` when it carries none (only key frames do)
+/// or it does not parse. Takes bytes from the network: never panics.
+#[must_use]
+pub fn h264_picture_size(access_unit: &[u8]) -> Option<(u32, u32)> {
+    use h264_reader::nal::sps::SeqParameterSet;
+    use h264_reader::rbsp::{BitReader, decode_nal};
+
+    const SPS: u8 = 7;
+    let sps = annex_b_nals(access_unit).find(|nal| nal.first().is_some_and(|h| h & 0x1f == SPS))?;
+    let rbsp = decode_nal(sps).ok()?;
+    let sps = SeqParameterSet::from_bits(BitReader::new(&rbsp[..])).ok()?;
+    sps.pixel_dimensions().ok()
+}
+
+/// The NAL units of an Annex B byte stream (between 3- or 4-byte start codes).
+fn annex_b_nals(stream: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = stream;
+    std::iter::from_fn(move || {
+        // Skip to just past the next start code.
+        let start = rest.windows(3).position(|w| w == [0, 0, 1])? + 3;
+        rest = &rest[start..];
+        let end = rest
+            .windows(3)
+            .position(|w| w == [0, 0, 1])
+            .unwrap_or(rest.len());
+        let mut nal = &rest[..end];
+        // A 4-byte start code leaves its leading zero at the end of the previous NAL.
+        while let [head @ .., 0] = nal {
+            nal = head;
+        }
+        rest = &rest[end..];
+        Some(nal)
+    })
+}
 
 /// Why a codec operation failed. A decoder error concerns one access unit: the caller
 /// drops it, asks the sender for a key frame and carries on.
@@ -476,6 +517,28 @@ mod tests {
             enc.encode(&frame),
             Err(VideoCodecError::Frame { .. })
         ));
+    }
+
+    #[test]
+    fn picture_size_comes_from_key_frames_only() {
+        let mut enc = H264Encoder::new(H264Config::default()).unwrap();
+        for (w, h) in [(640, 360), (320, 180), (322, 182)] {
+            let mut frame = VideoFrame::black(w, h).unwrap();
+            let key = enc.encode(&frame).unwrap().unwrap();
+            assert!(key.keyframe);
+            assert_eq!(h264_picture_size(&key.data), Some((w, h)));
+            frame.fill(crate::video::Yuv::from_rgb(255, 255, 255));
+            let delta = enc.encode(&frame).unwrap().unwrap();
+            assert_eq!(h264_picture_size(&delta.data), None);
+        }
+        for garbage in [
+            &b""[..],
+            b"\0\0\x01",
+            b"\0\0\x01\x67",
+            b"\0\0\x01\x67\xff\xff\0\0\0",
+        ] {
+            assert_eq!(h264_picture_size(garbage), None);
+        }
     }
 
     #[test]

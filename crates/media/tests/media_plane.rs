@@ -16,6 +16,7 @@ use ringwire_media::router::{StreamId, StreamKind};
 use ringwire_media::server::{MediaServer, MediaServerConfig, ServerEvent, VideoSlot};
 use ringwire_media::video::{FrameRate, TestPatternSource, VideoFormat, VideoFrame, VideoSource};
 use ringwire_media::video_codec::{H264Config, H264Decoder, H264Encoder};
+use ringwire_netsim::{Link, LinkConfig};
 
 const CALL: &str = "call";
 const SERVER: &str = "127.0.0.1:5000";
@@ -163,7 +164,7 @@ impl World {
                 while let Some(e) = c.media.poll_event() {
                     match e {
                         CallMediaEvent::Connected => c.connected = true,
-                        CallMediaEvent::KeyframeRequested => {
+                        CallMediaEvent::KeyframeRequested { .. } => {
                             if let Some(v) = c.video.as_mut() {
                                 v.encoder.request_keyframe();
                             }
@@ -503,4 +504,238 @@ fn a_local_participant_is_mixed_like_anyone_else() {
         w.server.poll_local_audio().is_none(),
         "nothing after leaving"
     );
+}
+
+/// One viewer of [`simulcast_layers_follow_each_subscribers_path`]: its downlink, and
+/// the pictures it decoded as (width, frame number).
+struct Viewer {
+    name: &'static str,
+    addr: SocketAddr,
+    media: CallMedia,
+    downlink: Link<Vec<u8>>,
+    decoders: BTreeMap<usize, H264Decoder>,
+    picture: VideoFrame,
+    pictures: Vec<(u32, u32)>,
+}
+
+#[test]
+fn simulcast_layers_follow_each_subscribers_path() {
+    // Alice sends two layers (320x180 at 250 kbit/s, 640x360 at 1 Mbit/s); Bob's path
+    // carries everything, Carol's downlink only 500 kbit/s. str0m's estimate for Carol
+    // falls, the router moves her to the low layer; Bob keeps the high one.
+    let t0 = Instant::now();
+    let server_addr: SocketAddr = SERVER.parse().unwrap();
+    let mut config = MediaServerConfig::new(server_addr);
+    config.mixer.opus = opus();
+    config.bandwidth_estimation = true;
+    let mut server = MediaServer::new(config);
+
+    let alice_addr: SocketAddr = "127.0.0.1:6000".parse().unwrap();
+    server.join(&CALL, &"alice", t0).unwrap();
+    let mut alice_config = CallMediaConfig::with_opus(opus());
+    let mut publish = VideoConfig::default();
+    publish.slots = 0;
+    publish.layers = 2;
+    alice_config.video = Some(publish);
+    let (mut alice, offer) = CallMedia::new(alice_addr, alice_config, t0).unwrap();
+    alice
+        .handle_answer(&server.accept_offer(&CALL, &"alice", &offer, t0).unwrap())
+        .unwrap();
+    let mut alice_down: Link<Vec<u8>> = Link::new(LinkConfig::perfect(), 1);
+
+    let rate = FrameRate::per_second(25).unwrap();
+    let mut cameras = [(320, 250_000), (640, 1_000_000)].map(|(width, bitrate)| {
+        let format = VideoFormat::new(width, width * 9 / 16, rate).unwrap();
+        let camera = TestPatternSource::new(format).unwrap().with_sender(7);
+        let mut config = H264Config::default();
+        config.bitrate = bitrate;
+        config.frame_rate = 25.0;
+        config.keyframe_interval = 100;
+        let encoder = H264Encoder::new(config).unwrap();
+        (camera, encoder, VideoFrame::black(2, 2).unwrap())
+    });
+
+    let mut viewers: Vec<Viewer> = [("bob", None), ("carol", Some(62_500))]
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, rate))| {
+            let addr: SocketAddr = format!("127.0.0.1:{}", 6001 + i).parse().unwrap();
+            server.join(&CALL, &name, t0).unwrap();
+            let mut config = CallMediaConfig::with_opus(opus());
+            let mut video = VideoConfig::default();
+            video.publish = false;
+            video.slots = 1;
+            config.video = Some(video);
+            let (mut media, offer) = CallMedia::new(addr, config, t0).unwrap();
+            media
+                .handle_answer(&server.accept_offer(&CALL, &name, &offer, t0).unwrap())
+                .unwrap();
+            let link = match rate {
+                // 200 ms of queue at the bottleneck, then drops.
+                Some(bytes_per_second) => LinkConfig::perfect()
+                    .with_latency(Duration::from_millis(10))
+                    .with_rate(bytes_per_second, bytes_per_second as usize / 5),
+                None => LinkConfig::perfect().with_latency(Duration::from_millis(10)),
+            };
+            Viewer {
+                name,
+                addr,
+                media,
+                downlink: Link::new(link, 2 + i as u64),
+                decoders: BTreeMap::new(),
+                picture: VideoFrame::black(2, 2).unwrap(),
+                pictures: Vec::new(),
+            }
+        })
+        .collect();
+    server.set_video(&CALL, &"alice", Some(StreamKind::Camera), t0);
+
+    let mut now = t0;
+    let mut next_frame = t0;
+    let mut frames_sent = 0u64;
+    let silence = vec![0i16; FRAME_SAMPLES];
+    // Noise in the bottom third keeps the encoders at their target bitrates (the bare
+    // pattern is nearly free to code), away from the code rows at the top.
+    let mut noise = 0x9e37_79b9_7f4a_7c15u64;
+    while now < t0 + Duration::from_secs(14) {
+        now += Duration::from_millis(1);
+        if now >= next_frame {
+            next_frame += Duration::from_millis(40);
+            alice.send_audio(&silence, now).unwrap();
+            for (layer, (camera, encoder, frame)) in cameras.iter_mut().enumerate() {
+                camera.read_frame(frame).unwrap();
+                let width = frame.width() as usize;
+                let (y, _, _) = frame.planes_mut();
+                let start = y.len() * 2 / 3;
+                noise = noise
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1);
+                for (i, luma) in y[start..].iter_mut().enumerate() {
+                    // A random level per 8x8 block, new every frame.
+                    let block = (i / width / 8 * width + i % width) as u64 / 8;
+                    let mut h = (noise ^ block).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                    h ^= h >> 29;
+                    *luma = 16 + (h % 200) as u8;
+                }
+                if let Some(encoded) = encoder.encode(frame).unwrap() {
+                    alice
+                        .send_video_layer(layer, &encoded.data, frame.timestamp(), now)
+                        .unwrap();
+                }
+            }
+            frames_sent += 1;
+        }
+        server.handle_timeout(now);
+        alice.handle_timeout(now);
+        for v in &mut viewers {
+            v.media.handle_timeout(now);
+            while v.media.poll_audio(now).is_some() {}
+            while let Some(rv) = v.media.poll_video() {
+                let decoder = v
+                    .decoders
+                    .entry(rv.slot)
+                    .or_insert_with(|| H264Decoder::new().unwrap());
+                match decoder.decode(&rv.data, &mut v.picture) {
+                    Ok(true) => {
+                        assert_eq!(TestPatternSource::sender(&v.picture), Some(7));
+                        if let Some(n) = TestPatternSource::frame_number(&v.picture) {
+                            v.pictures.push((v.picture.width(), n));
+                        }
+                    }
+                    Ok(false) => {}
+                    // Loss on Carol's path: ask for a key frame, as the SDK does.
+                    Err(_) => v.media.request_keyframe(rv.slot),
+                }
+            }
+        }
+        // Datagrams: clients to the server at once, the server to each client through
+        // its downlink.
+        loop {
+            let mut moved = false;
+            while let Some(t) = alice.poll_transmit() {
+                moved = true;
+                server.handle_receive(now, alice_addr, server_addr, &t.contents);
+            }
+            for v in &mut viewers {
+                while let Some(t) = v.media.poll_transmit() {
+                    moved = true;
+                    server.handle_receive(now, v.addr, server_addr, &t.contents);
+                }
+                while let Some(datagram) = v.downlink.poll_receive(now) {
+                    moved = true;
+                    v.media.handle_receive(now, server_addr, v.addr, &datagram);
+                }
+            }
+            while let Some(datagram) = alice_down.poll_receive(now) {
+                moved = true;
+                alice.handle_receive(now, server_addr, alice_addr, &datagram);
+            }
+            while let Some(t) = server.poll_transmit() {
+                moved = true;
+                if t.destination == alice_addr {
+                    alice_down.send(t.contents, now);
+                } else if let Some(v) = viewers.iter_mut().find(|v| v.addr == t.destination) {
+                    v.downlink.send(t.contents, now);
+                }
+            }
+            while let Some(e) = alice.poll_event() {
+                match e {
+                    CallMediaEvent::Connected => {}
+                    CallMediaEvent::KeyframeRequested { layer } => {
+                        cameras[layer].1.request_keyframe()
+                    }
+                    other => panic!("alice: {other:?}"),
+                }
+            }
+            for v in &mut viewers {
+                while let Some(e) = v.media.poll_event() {
+                    assert!(
+                        !matches!(e, CallMediaEvent::Disconnected { .. }),
+                        "{}: {e:?}",
+                        v.name
+                    );
+                }
+            }
+            while let Some(e) = server.poll_event() {
+                assert!(!matches!(e, ServerEvent::Failed { .. }), "{e:?}");
+            }
+            if !moved {
+                break;
+            }
+        }
+    }
+
+    let widths = |v: &Viewer, w: u32| v.pictures.iter().filter(|p| p.0 == w).count();
+    let (bob, carol) = (&viewers[0], &viewers[1]);
+    // 14 s at 25 fps is 350 pictures a layer.
+    assert!(frames_sent >= 340);
+    // Bob: the high layer from when its bitrate is known on, never moved down.
+    let first_high = bob
+        .pictures
+        .iter()
+        .position(|p| p.0 == 640)
+        .unwrap_or(usize::MAX);
+    assert!(
+        widths(bob, 640) >= 200 && bob.pictures[first_high..].iter().all(|p| p.0 == 640),
+        "bob should stay on the high layer: {:?}",
+        &bob.pictures
+    );
+    assert!(
+        bob.pictures.windows(2).all(|w| w[0].1 < w[1].1),
+        "bob's pictures go forward across layer switches"
+    );
+    assert!(
+        widths(carol, 320) >= 100,
+        "carol should spend most of the call on the low layer: {} low, {} high pictures: {:?}",
+        widths(carol, 320),
+        widths(carol, 640),
+        carol.pictures
+    );
+    assert!(
+        carol.pictures.windows(2).all(|w| w[0].1 < w[1].1),
+        "carol's pictures go forward across layer switches: {:?}",
+        carol.pictures
+    );
+    let stats = server.stats();
+    assert!(stats.bandwidth_estimates > 0, "{stats:?}");
 }
