@@ -125,8 +125,8 @@ pub use error::{Error, TransportError};
 pub use media::{AudioEnd, AudioHandle, AudioOptions, AudioState};
 pub use sdk::{
     AcceptCallOptions, Call, CallAgent, CallClient, CallClientOptions, CallEvent, CallEvents,
-    HangUpOptions, IncomingCall, JoinCallOptions, LocalVideoStream, MediaStats, ParticipantEvents,
-    RemoteParticipant, StartCallOptions,
+    HangUpOptions, IncomingCall, JoinCallOptions, LocalVideoStream, MediaStats, ParticipantEvent,
+    ParticipantEvents, RemoteParticipant, StartCallOptions,
 };
 pub use transport::{Connector, Endpoint, Transport, Trust};
 pub use video::{RemoteVideo, VideoOptions, VideoRenderer, VideoStats};

@@ -78,7 +78,9 @@ mod devices;
 mod options;
 
 pub use agent::{CallAgent, CallClient, IncomingCall};
-pub use call::{Call, CallEvent, CallEvents, MediaStats, ParticipantEvents, RemoteParticipant};
+pub use call::{
+    Call, CallEvent, CallEvents, MediaStats, ParticipantEvent, ParticipantEvents, RemoteParticipant,
+};
 pub use options::{
     AcceptCallOptions, CallClientOptions, HangUpOptions, JoinCallOptions, LocalVideoStream,
     StartCallOptions,
