@@ -392,16 +392,6 @@ after(async () => {
 });
 
 /**
- * Why the browser does not decode the native camera yet: the native client sends
- * H.264 on the payload type of str0m's High-profile entry (64001f, the last of its
- * packetization-mode-1 entries), Chromium does not offer that profile, so the server's
- * session with the browser keeps the entry unnegotiated under PT 96 and forwards the
- * frames as PT 96, which is VP8 in the browser's offer (inbound-rtp: codec VP8/96, every
- * frame dropped). Fix in crates/media/src/client.rs (send constrained baseline 42e01f).
- */
-const NATIVE_VIDEO_TO_BROWSER = "native H.264 reaches Chromium as PT 96 (VP8): crates/media/src/client.rs picks str0m's 64001f PT";
-
-/**
  * The checks of a 1:1 call between `page` (user `who`, camera on) and `peer`: each
  * side hears and sees the other.
  */
@@ -430,9 +420,8 @@ async function checkOneToOne(t: TestContext, page: Page, who: string, peer: Peer
   assert.ok(later.s.audioLost <= Math.max(2, later.s.audioPackets / 50), `audio packets lost ${later.s.audioLost} of ${later.s.audioPackets}`);
 
   // The browser side: the test pattern decoded as H.264 at its size, frames rising.
-  await t.test("the browser decodes the native test pattern", { todo: NATIVE_VIDEO_TO_BROWSER }, async () => {
-    // A short guard while this is a known failure (it would only cost time).
-    const video = await pageUntil(page, who, `s.framesDecoded >= 20`, 8_000);
+  await t.test("the browser decodes the native test pattern", async () => {
+    const video = await pageUntil(page, who, `s.framesDecoded >= 20`);
     assert.equal(video.s.videoCodec, "video/H264");
     assert.deepEqual({ width: video.s.width, height: video.s.height }, PATTERN);
     const more = await pageUntil(page, who, `s.framesDecoded > ${video.s.framesDecoded}`);
