@@ -256,7 +256,8 @@ export type ClientMessage =
   | { type: "admit"; call_id: CallId; target: Identifier }
   | { type: "media"; call_id: CallId; payload: MediaPayload }
   | { type: "video_preferences"; call_id: CallId; max_videos?: number; pinned?: Identifier }
-  | { type: "ping"; seq: number };
+  | { type: "ping"; seq: number }
+  | { type: "send_dtmf"; call_id: CallId; digits: string };
 
 /** A message from the server to a client. */
 export type ServerMessage =
@@ -272,7 +273,8 @@ export type ServerMessage =
   | { type: "video_slots"; call_id: CallId; slots: VideoSlot[] }
   | { type: "error"; code: ErrorCode; message: string; call_id?: CallId }
   | { type: "pong"; seq: number }
-  | { type: "goodbye"; reason: EndReason };
+  | { type: "goodbye"; reason: EndReason }
+  | { type: "dtmf"; call_id: CallId; from: Identifier; digits: string };
 
 /** A client message's `type`. */
 export type ClientMessageType = ClientMessage["type"];
@@ -299,6 +301,7 @@ export const CLIENT_MESSAGE_TYPES: readonly ClientMessageType[] = [
   "media",
   "video_preferences",
   "ping",
+  "send_dtmf",
 ];
 
 /** Every server message `type`, in declaration order. */
@@ -316,6 +319,7 @@ export const SERVER_MESSAGE_TYPES: readonly ServerMessageType[] = [
   "error",
   "pong",
   "goodbye",
+  "dtmf",
 ];
 
 // ---- errors ----
@@ -619,6 +623,7 @@ const CLIENT_FIELDS: Record<ClientMessageType, Field[]> = {
   media: [callIdField, field("payload", mediaPayload)],
   video_preferences: [callIdField, field("max_videos", u8, "option"), field("pinned", identifier, "option")],
   ping: [field("seq", u64)],
+  send_dtmf: [callIdField, field("digits", str)],
 };
 
 const SERVER_FIELDS: Record<ServerMessageType, Field[]> = {
@@ -635,6 +640,7 @@ const SERVER_FIELDS: Record<ServerMessageType, Field[]> = {
   error: [field("code", enumOf(ERROR_CODES)), field("message", str), field("call_id", callId, "option")],
   pong: [field("seq", u64)],
   goodbye: [field("reason", endReason)],
+  dtmf: [callIdField, field("from", identifier), field("digits", str)],
 };
 
 const CLIENT_CODECS = codecs(CLIENT_FIELDS);
