@@ -505,7 +505,7 @@ impl<S: Sfu> VideoWorld<S> {
                     while let Some(e) = c.media.poll_event() {
                         match e {
                             CallMediaEvent::Connected => c.connected = true,
-                            CallMediaEvent::KeyframeRequested => self.keyframe_due = true,
+                            CallMediaEvent::KeyframeRequested { .. } => self.keyframe_due = true,
                             other => panic!("client {} while connecting: {other:?}", c.addr),
                         }
                     }
@@ -627,7 +627,7 @@ impl<S: Sfu> VideoWorld<S> {
             while let Some(e) = c.media.poll_event() {
                 match e {
                     CallMediaEvent::Connected => c.connected = true,
-                    CallMediaEvent::KeyframeRequested => self.keyframe_due = true,
+                    CallMediaEvent::KeyframeRequested { .. } => self.keyframe_due = true,
                     other => panic!("client {}: {other:?}", c.addr),
                 }
             }
