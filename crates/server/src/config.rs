@@ -122,6 +122,13 @@ pub struct MediaConfig {
     pub speakers: usize,
     /// Target bitrate of the mixed opus streams, bits per second.
     pub opus_bitrate: u32,
+    /// Most camera videos a native client receives at once (it may ask for fewer).
+    pub native_videos: usize,
+    /// Most camera videos a browser receives at once (it may ask for fewer).
+    pub web_videos: usize,
+    /// Fit each viewer's videos (count, simulcast layer) to str0m's bandwidth estimate
+    /// of its path. Off by default: see `ringwire_media::server::MediaServerConfig`.
+    pub bandwidth_estimation: bool,
 }
 
 /// The address advertised for media: an IP (the bound port is kept) or an IP and port.
@@ -223,6 +230,9 @@ impl Default for MediaConfig {
             public_addr: None,
             speakers: 3,
             opus_bitrate: 32_000,
+            native_videos: 6,
+            web_videos: 1,
+            bandwidth_estimation: false,
         }
     }
 }
@@ -446,6 +456,8 @@ mod tests {
                 bind = "0.0.0.0:40000"
                 public_addr = "203.0.113.5"
                 speakers = 4
+                web_videos = 2
+                bandwidth_estimation = true
                 "#,
             )?;
             jail.set_env("RINGWIRE_MEDIA__OPUS_BITRATE", "24000");
@@ -458,6 +470,8 @@ mod tests {
             );
             assert_eq!(media.speakers, 4);
             assert_eq!(media.opus_bitrate, 24_000);
+            assert_eq!((media.native_videos, media.web_videos), (6, 2));
+            assert!(media.bandwidth_estimation);
             // An IP alone keeps the bound port.
             let bound = SocketAddr::from(([0, 0, 0, 0], 40000));
             assert_eq!(media.candidate(bound).to_string(), "203.0.113.5:40000");

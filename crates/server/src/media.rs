@@ -199,6 +199,9 @@ impl MediaSocket {
         let mut engine = MediaServerConfig::new(self.candidate);
         engine.mixer.speakers = config.speakers;
         engine.mixer.opus.bitrate = config.opus_bitrate;
+        engine.router.native_slots = config.native_videos;
+        engine.router.web_slots = config.web_videos;
+        engine.bandwidth_estimation = config.bandwidth_estimation;
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let worker = Worker {
             socket: self.socket,
