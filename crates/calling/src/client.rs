@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use ringwire_signaling::{
     Call, CallId, ClientKind, ClientSession, ConnectionState, Event, GroupId, Identifier,
-    JoinOptions, MediaPayload, SessionConfig, VideoKind,
+    JoinOptions, MediaPayload, PhoneNumber, SessionConfig, VideoKind,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -196,9 +196,23 @@ impl SignalingClient {
         targets: &[Identifier],
         options: JoinOptions,
     ) -> Result<CallId, Error> {
+        self.start_call_as(targets, options, None).await
+    }
+
+    /// As [`Self::start_call`], showing `caller_id` to phone targets (a number the
+    /// server's trunk owns) instead of the server's default.
+    ///
+    /// # Errors
+    /// As [`Self::start_call`].
+    pub async fn start_call_as(
+        &self,
+        targets: &[Identifier],
+        options: JoinOptions,
+        caller_id: Option<PhoneNumber>,
+    ) -> Result<CallId, Error> {
         let targets = targets.to_vec();
         Ok(self
-            .with_session(move |s, now| s.start_call(&targets, options, now))
+            .with_session(move |s, now| s.start_call_as(&targets, options, caller_id, now))
             .await??)
     }
 

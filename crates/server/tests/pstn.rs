@@ -48,7 +48,8 @@ use ringwire_pstn::config::{Credentials, OutboundTrunk, PortRange, PstnConfig, S
 use ringwire_pstn::g711::G711;
 use ringwire_server::{RunningServer, Server, ServerConfig};
 use ringwire_signaling::{
-    CallId, CallState, EndReason, Event, Identifier, JoinOptions, Scope, Scopes, UserId,
+    CallId, CallState, EndReason, Event, Identifier, JoinOptions, PhoneNumber, Scope, Scopes,
+    UserId,
 };
 
 /// Longest any single expected thing may take before the test fails.
@@ -134,6 +135,9 @@ enum Far {
     AnswerAndEcho,
     /// Answers with this final status and waits for the ACK.
     Refuse(u16),
+    /// Declines (603) an INVITE whose From is this number; any other From fails the
+    /// scenario (sipp exits non-zero).
+    DeclineFrom(&'static str),
     /// Answers, then hangs up itself after a second (BYE).
     AnswerThenHangUp,
     /// Rings until CANCELled, then answers 487.
@@ -196,6 +200,25 @@ const RINGING: &str = r#"<send><![CDATA[
 fn scenario(far: Far) -> Option<String> {
     let body = match far {
         Far::AnswerAndEcho => return None,
+        Far::DeclineFrom(number) => format!(
+            r#"<recv request="INVITE">
+    <action>
+      <ereg regexp="sip:\{number}@" search_in="hdr" header="From:" check_it="true" assign_to="from" />
+    </action>
+  </recv>
+  <send><![CDATA[
+
+      SIP/2.0 603 Decline
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+  ]]></send>
+  <recv request="ACK" />"#
+        ),
         Far::Refuse(code) => format!(
             r#"<recv request="INVITE" />
   <send><![CDATA[
@@ -660,6 +683,37 @@ async fn busy_and_declined_phones_end_the_call_with_their_reason() {
         handle.close().await;
         server.shut_down().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alternate_caller_id_the_trunk_owns_is_sent_as_the_caller() {
+    if !have_sipp() {
+        return;
+    }
+    const ALTERNATE: &str = "+15550002222";
+    let mut sipp = sipp_uas(Far::DeclineFrom(ALTERNATE)).await;
+    let (server, _dir) = server_with(sipp.addr, |pstn| {
+        pstn.outbound[0].caller_ids.push(ALTERNATE.into());
+    })
+    .await;
+    let (handle, mut events) = client(&server).await;
+    let call = handle
+        .start_call_as(
+            &[Identifier::phone(NUMBER).unwrap()],
+            JoinOptions::default(),
+            Some(PhoneNumber::new(ALTERNATE).unwrap()),
+        )
+        .await
+        .unwrap();
+    // sipp declines only an INVITE from the alternate number; any other fails it.
+    let reason = until_state(&mut events, &call, CallState::Disconnected)
+        .await
+        .unwrap();
+    assert_eq!(reason.code, 603, "{reason:?}");
+    let exit = sipp.exit().await;
+    assert!(exit.success(), "sipp saw another caller id: {exit}");
+    handle.close().await;
+    server.shut_down().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -154,7 +154,7 @@ use tracing::{debug, trace};
 pub use call::{Call, Direction, RemoteParticipant};
 
 use crate::error::Error;
-use crate::id::{CallId, GroupId, Identifier};
+use crate::id::{CallId, GroupId, Identifier, PhoneNumber};
 use crate::protocol::{
     CallState, ClientKind, ClientMessage, EndReason, ErrorCode, JoinOptions, MediaPayload,
     ParticipantInfo, ParticipantState, ServerMessage, VideoKind, VideoSize, VideoStream,
@@ -622,6 +622,22 @@ impl ClientSession {
         &mut self,
         targets: &[Identifier],
         options: JoinOptions,
+        now: Instant,
+    ) -> Result<CallId, Error> {
+        self.start_call_as(targets, options, None, now)
+    }
+
+    /// As [`Self::start_call`], showing `caller_id` to phone targets instead of the
+    /// server's default number: it must be one the server's trunk owns, or the phone
+    /// leg is refused (the server never sends a number it does not own).
+    ///
+    /// # Errors
+    /// As [`Self::start_call`].
+    pub fn start_call_as(
+        &mut self,
+        targets: &[Identifier],
+        options: JoinOptions,
+        caller_id: Option<PhoneNumber>,
         _now: Instant,
     ) -> Result<CallId, Error> {
         self.ensure_connected()?;
@@ -655,7 +671,7 @@ impl ClientSession {
             call_id: call_id.clone(),
             targets: targets.to_vec(),
             options,
-            alternate_caller_id: None,
+            alternate_caller_id: caller_id,
         });
         self.push_state_changed(&call_id);
         Ok(call_id)

@@ -306,11 +306,12 @@ impl CallAgent {
         targets: &[Identifier],
         options: StartCallOptions,
     ) -> Result<Call, Error> {
+        let caller_id = options.alternate_caller_id.clone();
         let media = options.into_media();
         let id = self
             .shared
             .client
-            .start_call(targets, media.join_options())
+            .start_call_as(targets, media.join_options(), caller_id)
             .await?;
         self.shared.open(id, media).await
     }

@@ -5,7 +5,7 @@ use std::fmt;
 
 use ringwire_devices::DeviceManagerConfig;
 use ringwire_media::video::VideoSource;
-use ringwire_signaling::{JoinOptions, VideoKind};
+use ringwire_signaling::{JoinOptions, PhoneNumber, VideoKind};
 
 use crate::client::ConnectOptions;
 use crate::media::AudioOptions;
@@ -158,8 +158,21 @@ macro_rules! media_options {
 
 media_options!(
     /// How [`CallAgent::start_call`](super::CallAgent::start_call) starts a call.
-    StartCallOptions {}
+    StartCallOptions {
+        /// The number phone targets see as the caller (one the server's trunk owns);
+        /// `None`: the trunk's default.
+        alternate_caller_id: Option<PhoneNumber>,
+    }
 );
+
+impl StartCallOptions {
+    /// These options showing `number` to phone targets as the caller.
+    #[must_use]
+    pub fn with_alternate_caller_id(mut self, number: PhoneNumber) -> Self {
+        self.alternate_caller_id = Some(number);
+        self
+    }
+}
 
 media_options!(
     /// How [`CallAgent::join`](super::CallAgent::join) joins a group call.
