@@ -690,3 +690,32 @@ async fn eight_publishers_a_native_subscriber_receives_six_with_the_dominant_spe
     assert_eq!(dominant.first(), Some(&speaker), "{dominant:?}");
     h.server.shut_down().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_echo_service_shows_the_caller_its_own_camera() {
+    const TAG: u32 = 41;
+    let mut h = Harness::start().await;
+    let mut alice = h.client(Kind::Ws, "alice").await;
+    let call = alice
+        .handle
+        .start_call(&[Identifier::EchoService], JoinOptions::default())
+        .await
+        .unwrap();
+    alice.expect_state(&call, CallState::Connected).await;
+    let cam = Cam::start(&alice, &call, 1, SilenceSource).await;
+    alice
+        .handle
+        .start_video(&call, VideoKind::Camera, pattern(320, 180, TAG))
+        .await
+        .unwrap();
+    // Its own pattern comes back in its one slot, under its own name, flowing.
+    let me = alice.id.clone();
+    until("alice sees her camera looped back", || {
+        shows("alice", &cam, &[(&me, VideoKind::Camera, TAG)], &[])
+    })
+    .await;
+    let stats = cam.stats();
+    assert_eq!(stats.decode_errors, 0, "{stats:?}");
+    alice.handle.hang_up(&call, false).await.unwrap();
+    h.server.shut_down().await;
+}

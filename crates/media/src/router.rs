@@ -5,7 +5,8 @@
 //! bandwidth estimates and loss reports, and decides; the media plane forwards packets
 //! unchanged by its decisions.
 //!
-//! Slot policy per subscriber (its own streams never count):
+//! Slot policy per subscriber (its own streams never count, unless the router loops
+//! them back for the echo test service):
 //!
 //! 1. a screen share takes priority: while anyone else shares a screen, the subscriber
 //!    gets that one screen share (the most recently started) instead of camera tiles;
@@ -183,6 +184,8 @@ pub struct Router<P> {
     config: RouterConfig,
     subscribers: BTreeMap<P, Subscriber<P>>,
     streams: BTreeMap<StreamId<P>, Stream>,
+    /// Subscribers receive their own streams too (the echo test service).
+    loopback: bool,
     speakers: Vec<P>,
     throttles: BTreeMap<(StreamId<P>, u8), Throttle>,
     next_start: u64,
@@ -198,6 +201,7 @@ impl<P: Ord + Clone> Router<P> {
             config,
             subscribers: BTreeMap::new(),
             streams: BTreeMap::new(),
+            loopback: false,
             speakers: Vec::new(),
             throttles: BTreeMap::new(),
             next_start: 0,
@@ -249,6 +253,15 @@ impl<P: Ord + Clone> Router<P> {
             }
         }
         self.reselect_all(now);
+    }
+
+    /// Whether subscribers receive their own streams as well: the echo test service
+    /// shows a caller its own camera.
+    pub fn set_loopback(&mut self, loopback: bool, now: Instant) {
+        if self.loopback != loopback {
+            self.loopback = loopback;
+            self.reselect_all(now);
+        }
     }
 
     /// A subscriber asks for at most `slots` camera videos (`None`: the default). More
@@ -562,7 +575,9 @@ impl<P: Ord + Clone> Router<P> {
         let screen = self
             .streams
             .iter()
-            .filter(|(id, _)| id.kind == StreamKind::ScreenShare && &id.publisher != me)
+            .filter(|(id, _)| {
+                id.kind == StreamKind::ScreenShare && (self.loopback || &id.publisher != me)
+            })
             .max_by_key(|(_, s)| s.started);
         match screen {
             Some(s) => vec![s],
@@ -571,7 +586,9 @@ impl<P: Ord + Clone> Router<P> {
                 let mut cams: Vec<(&StreamId<P>, &Stream)> = self
                     .streams
                     .iter()
-                    .filter(|(id, _)| id.kind == StreamKind::Camera && &id.publisher != me)
+                    .filter(|(id, _)| {
+                        id.kind == StreamKind::Camera && (self.loopback || &id.publisher != me)
+                    })
                     .collect();
                 let rank = |id: &StreamId<P>| -> (u8, usize) {
                     if sub.pinned.as_ref() == Some(&id.publisher) {
@@ -905,6 +922,24 @@ mod tests {
         // Outside the window a loss report goes out at once.
         r.handle_loss(&2, &cam(9), t0 + Duration::from_millis(1100));
         assert_eq!(keyframes(&drain(&mut r)), 1);
+    }
+
+    #[test]
+    fn loopback_shows_subscribers_their_own_streams() {
+        let now = Instant::now();
+        let mut r = Router::new(RouterConfig::default());
+        r.add_subscriber(1, SubscriberKind::Native, now);
+        r.publish(cam(1), vec![], now);
+        assert!(r.selection(&1).is_empty());
+        r.set_loopback(true, now);
+        assert_eq!(
+            publishers(r.selection(&1)),
+            vec![(1, StreamKind::Camera, 0)]
+        );
+        assert!(drain(&mut r).contains(&RouterEvent::KeyframeRequest {
+            stream: cam(1),
+            layer: 0
+        }));
     }
 
     #[test]

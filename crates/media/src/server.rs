@@ -25,10 +25,11 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::SdpOffer;
+use str0m::format::PayloadParams;
 use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, MediaTime, Mid, Pt, Rid};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
@@ -54,7 +55,7 @@ const MAX_CATCH_UP: usize = 5;
 const QUEUE_PRIME: usize = 2;
 
 /// How long a published stream's bitrate is measured before the router hears it.
-const RATE_WINDOW: std::time::Duration = std::time::Duration::from_secs(1);
+const RATE_WINDOW: Duration = Duration::from_secs(1);
 
 /// What a participant's audio takes, bits per second (opus at its default rate plus
 /// RTP/SRTP overhead): the floor of its bandwidth estimate's probing.
@@ -248,6 +249,10 @@ struct Room<P> {
     mixer: Mixer<P>,
     speakers: DominantSpeaker<P>,
     router: Router<P>,
+    /// Participants get their own video back after this long (the echo service).
+    loopback: Option<Duration>,
+    /// Looped-back frames waiting for their time: (due, stream, frame).
+    delayed: VecDeque<(Instant, StreamId<P>, HeldFrame)>,
 }
 
 struct Member<P> {
@@ -520,6 +525,8 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
                 mixer: Mixer::new(self.config.mixer)?,
                 speakers: DominantSpeaker::new(self.config.speaker.clone()),
                 router: Router::new(self.config.router),
+                loopback: None,
+                delayed: VecDeque::new(),
             }),
         };
         room.members
@@ -669,6 +676,21 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
                 now,
             );
         }
+        self.route_video(call);
+    }
+
+    /// Whether the call's participants get their own video back, `delay` later (the
+    /// echo test service shows a caller its camera); `None` turns it off.
+    pub fn set_video_loopback(&mut self, call: &C, delay: Option<Duration>, now: Instant) {
+        self.now = Some(now);
+        let Some(room) = self.rooms.get_mut(call) else {
+            return;
+        };
+        room.loopback = delay;
+        if delay.is_none() {
+            room.delayed.clear();
+        }
+        room.router.set_loopback(delay.is_some(), now);
         self.route_video(call);
     }
 
@@ -934,6 +956,7 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
                     r.mixer.poll_timeout(),
                     r.speakers.poll_timeout(),
                     r.router.poll_timeout(),
+                    r.delayed.front().map(|(due, ..)| *due),
                 ]
                 .into_iter()
                 .flatten()
@@ -947,6 +970,7 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
                 room.router.handle_timeout(now);
             }
             self.route_video(&call);
+            self.send_delayed(&call, now);
         }
     }
 
@@ -975,6 +999,7 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
             consider(room.mixer.poll_timeout());
             consider(room.speakers.poll_timeout());
             consider(room.router.poll_timeout());
+            consider(room.delayed.front().map(|(due, ..)| *due));
         }
         next
     }
@@ -1180,59 +1205,42 @@ impl<C: Ord + Clone + std::fmt::Debug, P: Ord + Clone + std::fmt::Debug> MediaSe
             let Some(member) = room.members.get_mut(&subscriber).filter(|m| !m.on_hold) else {
                 continue;
             };
-            let Some(peer) = member.peer.as_mut().filter(|p| p.connected) else {
-                continue;
-            };
-            let Some(slot) = peer
-                .slots
-                .iter_mut()
-                .find(|s| s.stream.as_ref() == Some(&stream) && s.rid == data.rid)
-            else {
-                continue;
-            };
-            if slot.awaiting_keyframe && !keyframe {
-                self.stats.video_awaiting_keyframe += 1;
+            // Its own stream, looped back by the echo service: later, from the queue.
+            if subscriber == *publisher
+                && let Some(delay) = room.loopback
+            {
+                room.delayed
+                    .push_back((now + delay, stream.clone(), HeldFrame::from(data)));
                 continue;
             }
-            slot.awaiting_keyframe = false;
-            let mid = slot.mid;
-            let time = MediaTime::new(slot.out_time(data.time.numer(), now), data.time.frequency());
-            let Some(writer) = peer.rtc.writer(mid) else {
-                continue;
-            };
-            // Only a PT negotiated on this section: str0m may match the publisher's
-            // format to an entry it renumbered for a browser that never offered it
-            // (which then decodes the PT as another codec). Otherwise the same codec
-            // and packetization, Constrained Baseline preferred.
-            let spec = data.params.spec();
-            let pt = writer
-                .match_params(data.params)
-                .filter(|pt| writer.payload_params().any(|p| p.pt() == *pt))
-                .or_else(|| {
-                    writer
-                        .payload_params()
-                        .filter(|p| {
-                            p.spec().codec == spec.codec
-                                && p.spec().format.packetization_mode
-                                    == spec.format.packetization_mode
-                        })
-                        .max_by_key(|p| {
-                            p.spec().format.profile_level_id == Some(H264_CONSTRAINED_BASELINE)
-                        })
-                        .map(|p| p.pt())
-                });
-            let Some(pt) = pt else {
-                continue;
-            };
-            if let Err(e) = writer.write(pt, now, time, data.data.clone()) {
-                tracing::debug!(?subscriber, %e, "video write failed");
-                continue;
+            if let Some(peer) = member.peer.as_mut().filter(|p| p.connected) {
+                let frame = FrameRef::from(data);
+                write_video(peer, &stream, frame, now, &mut self.stats, &mut self.outbox);
             }
-            self.stats.video_out += 1;
-            let mut none = Drained::default();
-            drain(peer, &mut self.outbox, &mut none);
         }
         self.receivers = receivers;
+    }
+
+    /// Sends looped-back frames whose delay is over to their publishers.
+    fn send_delayed(&mut self, call: &C, now: Instant) {
+        let Some(room) = self.rooms.get_mut(call) else {
+            return;
+        };
+        while room.delayed.front().is_some_and(|(due, ..)| *due <= now) {
+            let Some((_, stream, held)) = room.delayed.pop_front() else {
+                break;
+            };
+            let peer = room
+                .members
+                .get_mut(&stream.publisher)
+                .filter(|m| !m.on_hold)
+                .and_then(|m| m.peer.as_mut())
+                .filter(|p| p.connected);
+            if let Some(peer) = peer {
+                let frame = held.as_ref();
+                write_video(peer, &stream, frame, now, &mut self.stats, &mut self.outbox);
+            }
+        }
     }
 
     /// Points every slot that shows `stream` at the simulcast layer the router chose
@@ -1621,6 +1629,119 @@ impl Drained {
     }
 }
 
+/// What the SFU needs of a received video frame to write it out again.
+#[derive(Clone, Copy)]
+struct FrameRef<'a> {
+    rid: Option<Rid>,
+    keyframe: bool,
+    time: MediaTime,
+    params: PayloadParams,
+    data: &'a Arc<[u8]>,
+}
+
+impl<'a> From<&'a MediaData> for FrameRef<'a> {
+    fn from(data: &'a MediaData) -> Self {
+        Self {
+            rid: data.rid,
+            keyframe: data.is_keyframe(),
+            time: data.time,
+            params: data.params,
+            data: &data.data,
+        }
+    }
+}
+
+/// A [`FrameRef`] kept for later (str0m's `MediaData` is not `Clone`).
+struct HeldFrame {
+    rid: Option<Rid>,
+    keyframe: bool,
+    time: MediaTime,
+    params: PayloadParams,
+    data: Arc<[u8]>,
+}
+
+impl From<&MediaData> for HeldFrame {
+    fn from(data: &MediaData) -> Self {
+        Self {
+            rid: data.rid,
+            keyframe: data.is_keyframe(),
+            time: data.time,
+            params: data.params,
+            data: data.data.clone(),
+        }
+    }
+}
+
+impl HeldFrame {
+    fn as_ref(&self) -> FrameRef<'_> {
+        FrameRef {
+            rid: self.rid,
+            keyframe: self.keyframe,
+            time: self.time,
+            params: self.params,
+            data: &self.data,
+        }
+    }
+}
+
+/// Writes one video frame of `stream` into the slot of `peer` that forwards it (and
+/// its simulcast layer): not before the slot has seen a key frame, on the slot's
+/// continuous RTP clock, with a payload type negotiated on the slot's section.
+fn write_video<P: PartialEq + std::fmt::Debug>(
+    peer: &mut Peer<P>,
+    stream: &StreamId<P>,
+    data: FrameRef<'_>,
+    now: Instant,
+    stats: &mut MediaServerStats,
+    outbox: &mut Outbox,
+) {
+    let Some(slot) = peer
+        .slots
+        .iter_mut()
+        .find(|s| s.stream.as_ref() == Some(stream) && s.rid == data.rid)
+    else {
+        return;
+    };
+    if slot.awaiting_keyframe && !data.keyframe {
+        stats.video_awaiting_keyframe += 1;
+        return;
+    }
+    slot.awaiting_keyframe = false;
+    let mid = slot.mid;
+    let time = MediaTime::new(slot.out_time(data.time.numer(), now), data.time.frequency());
+    let Some(writer) = peer.rtc.writer(mid) else {
+        return;
+    };
+    // Only a PT negotiated on this section: str0m may match the publisher's format to
+    // an entry it renumbered for a browser that never offered it (which then decodes
+    // the PT as another codec). Otherwise the same codec and packetization,
+    // Constrained Baseline preferred.
+    let spec = data.params.spec();
+    let pt = writer
+        .match_params(data.params)
+        .filter(|pt| writer.payload_params().any(|p| p.pt() == *pt))
+        .or_else(|| {
+            writer
+                .payload_params()
+                .filter(|p| {
+                    p.spec().codec == spec.codec
+                        && p.spec().format.packetization_mode == spec.format.packetization_mode
+                })
+                .max_by_key(|p| p.spec().format.profile_level_id == Some(H264_CONSTRAINED_BASELINE))
+                .map(|p| p.pt())
+        });
+    let Some(pt) = pt else {
+        return;
+    };
+    if let Err(e) = writer.write(pt, now, time, Arc::clone(data.data)) {
+        tracing::debug!(publisher = ?stream.publisher, %e, "video write failed");
+        return;
+    }
+    stats.video_out += 1;
+    let mut none = Drained::default();
+    drain(peer, outbox, &mut none);
+}
+
 /// Puts `streams` (in priority order, each with the simulcast layer to forward) into
 /// `slots`: a stream keeps the slot it has, new ones take free slots in order, streams
 /// beyond the slot count are left out. Returns whether which slot shows which stream
@@ -1676,7 +1797,7 @@ fn restart_estimate<P>(peer: &mut Peer<P>, video: u64, now: Instant) {
 
 /// str0m reports the mean of the estimates of the last 3 s; for that long after a
 /// restart the figure still mixes in what came before it.
-const ESTIMATE_WINDOW: std::time::Duration = std::time::Duration::from_secs(3);
+const ESTIMATE_WINDOW: Duration = Duration::from_secs(3);
 
 /// Asks a subscriber's bandwidth estimator to probe up to `video` bits per second of
 /// video plus its audio, when that changed by more than a tenth (each change restarts

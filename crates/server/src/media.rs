@@ -150,6 +150,9 @@ pub(crate) struct MediaSocket {
     candidate: SocketAddr,
 }
 
+/// How much later the echo test service shows a caller its own camera.
+const ECHO_VIDEO_DELAY: std::time::Duration = std::time::Duration::from_millis(500);
+
 struct Worker {
     socket: UdpSocket,
     /// The address clients send to, as the engine's `Rtc`s know it (their host
@@ -494,7 +497,8 @@ impl Worker {
     }
 
     /// The drain rule: send every transmit, hand every event to the hub.
-    /// The echo service answered a call: a bot joins the room as a local participant.
+    /// The echo service answered a call: a bot joins the room as a local participant,
+    /// and the room loops the caller's video back.
     fn join_echo(&mut self, call_id: CallId, now: std::time::Instant) {
         let bot = EchoBot::new(EchoConfig::default(), now);
         let joined = self
@@ -502,6 +506,9 @@ impl Worker {
             .join_local(&call_id, &Identifier::EchoService, now);
         match (bot, joined) {
             (Ok(bot), Ok(())) => {
+                // The caller's camera comes back too, a little later, like its voice.
+                self.server
+                    .set_video_loopback(&call_id, Some(ECHO_VIDEO_DELAY), now);
                 self.echo.insert(call_id, bot);
             }
             (Err(error), _) => self.echo_failed(call_id, &error.to_string()),
