@@ -238,6 +238,13 @@ async fn invite_another_voip_participant() {
         })
         .await;
     }
+    // Carol's roster arrives after her Connected state: wait for it.
+    for other in [&alice.id, &bob.id] {
+        until_participant(&c, other, "connected", |p| {
+            p.state() == ParticipantState::Connected
+        })
+        .await;
+    }
     assert_eq!(c.remote_participants().len(), 2);
     h.server.shut_down().await;
 }
