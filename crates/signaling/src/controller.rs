@@ -334,6 +334,8 @@ struct Call {
     /// it: its unanswered leg keeps the call alive without a human in it.
     inbound: Option<Identifier>,
     members: BTreeMap<Identifier, Member>,
+    /// The media plane's last dominant speakers, for members who join later.
+    dominant: Vec<Identifier>,
 }
 
 #[derive(Debug)]
@@ -779,6 +781,7 @@ impl CallController {
                     lobby: false,
                     answered: false,
                     inbound: Some(from.clone()),
+                    dominant: Vec::new(),
                     members: BTreeMap::new(),
                 };
                 call.members.insert(
@@ -914,9 +917,10 @@ impl CallController {
 
     /// Publishes the dominant speakers of a call, most dominant first.
     pub fn set_dominant_speakers(&mut self, call_id: &CallId, speakers: Vec<Identifier>) {
-        let Some(call) = self.calls.get(call_id) else {
+        let Some(call) = self.calls.get_mut(call_id) else {
             return;
         };
+        call.dominant.clone_from(&speakers);
         for (_, session) in call.audience() {
             let message = ServerMessage::DominantSpeakers {
                 call_id: call_id.clone(),
@@ -1383,7 +1387,8 @@ impl CallController {
         self.welcome(call_id, &session.identifier.clone());
     }
 
-    /// Sends a member who just got into a call its state, the roster and its mute state.
+    /// Sends a member who just got into a call its state, the roster, its mute state
+    /// and the dominant speakers (they are otherwise sent only when they change).
     fn welcome(&mut self, call_id: &CallId, id: &Identifier) {
         let Some(call) = self.calls.get_mut(call_id) else {
             return;
@@ -1405,6 +1410,7 @@ impl CallController {
         if let Some(state) = state {
             member.heard = state;
         }
+        let dominant = call.dominant.clone();
         let mut send = |message| send_to(&self.sessions, &mut self.transmits, session, message);
         if let Some(state) = state {
             send(ServerMessage::CallState {
@@ -1421,6 +1427,12 @@ impl CallController {
             call_id: call_id.clone(),
             muted,
         });
+        if !dominant.is_empty() {
+            send(ServerMessage::DominantSpeakers {
+                call_id: call_id.clone(),
+                speakers: dominant,
+            });
+        }
     }
 
     /// Publishes what changed in a call: the roster entries of `dirty` members to
@@ -1549,6 +1561,7 @@ impl CallController {
             lobby: false,
             answered: false,
             inbound: None,
+            dominant: Vec::new(),
             members: BTreeMap::new(),
         };
         call.members.insert(
@@ -1722,6 +1735,7 @@ impl CallController {
                 lobby,
                 answered: true,
                 inbound: None,
+                dominant: Vec::new(),
                 members: BTreeMap::new(),
             };
             call.members

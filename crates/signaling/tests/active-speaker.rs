@@ -52,3 +52,42 @@ fn dominant_speakers_reach_everyone_in_order() {
             .any(|e| matches!(e, Event::DominantSpeakersChanged { .. }))
     );
 }
+
+#[test]
+fn a_late_joiner_learns_the_current_dominant_speakers() {
+    let seed = Seed::new(22);
+    let world = SignalingWorld::builder(seed).build();
+    let mut sim = Sim::with_clock(world.clock(), seed, world);
+    let ann = sim.act(|w, now| w.add_user("ann", now));
+    let ben = sim.act(|w, now| w.add_user("ben", now));
+    let late = sim.act(|w, now| w.add_user("cat", now));
+    sim.settle();
+    let group = GroupId::new("standup").unwrap();
+    for u in [ann, ben] {
+        sim.act(|w, now| {
+            w.session_mut(u)
+                .join(&group, Default::default(), false, now)
+        })
+        .unwrap();
+        sim.settle();
+    }
+    let call = CallId::for_group(&group);
+    let order = vec![sim.world().id(ben)];
+    sim.act(|w, _| w.controller.set_dominant_speakers(&call, order.clone()));
+    sim.settle();
+    // Nothing changes after cat joins, yet cat's call knows who is speaking.
+    sim.act(|w, now| {
+        w.session_mut(late)
+            .join(&group, Default::default(), false, now)
+    })
+    .unwrap();
+    sim.settle();
+    assert_eq!(
+        sim.world()
+            .session(late)
+            .call(&call)
+            .unwrap()
+            .dominant_speakers(),
+        order.as_slice()
+    );
+}
