@@ -214,6 +214,7 @@ fn scenario(far: Far) -> Option<String> {
       [last_To:];tag=[pid]SIPpTag01[call_number]
       [last_Call-ID:]
       [last_CSeq:]
+      X-Seen-From: [$from]
       Content-Length: 0
 
   ]]></send>
