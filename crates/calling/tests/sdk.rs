@@ -95,6 +95,7 @@ async fn media_call_then_drop_everything(h: &Harness) {
     within("bob's media", b.wait_media_connected())
         .await
         .unwrap();
+    until_present(&[(&a, &bob.id)]).await;
     let bob_there = a.remote_participant(&bob.id).unwrap();
     let _about_bob = bob_there.events();
     let _alice_events = a.events();

@@ -259,7 +259,16 @@ pub(crate) async fn connected_pair(alice: &User, bob: &User) -> (Call, Call) {
     let b = ringing.accept(AcceptCallOptions::new()).await.unwrap();
     until_state(&a, CallState::Connected).await;
     until_state(&b, CallState::Connected).await;
+    until_present(&[(&a, &bob.id), (&b, &alice.id)]).await;
     (a, b)
+}
+
+/// Waits until each call's roster lists the participant: a roster arrives after the
+/// call state, so a test that takes a participant's handle must wait for it.
+pub(crate) async fn until_present(pairs: &[(&Call, &Identifier)]) {
+    for (call, who) in pairs {
+        until_participant(call, who, "in the roster", |_| true).await;
+    }
 }
 
 /// alice calls bob, both with tone audio (alice [`ALICE_HZ`], bob [`BOB_HZ`]), and
@@ -375,6 +384,13 @@ pub(crate) async fn group_of_three(h: &Harness) -> ([User; 3], [Call; 3]) {
     })
     .await;
     let calls: [Call; 3] = calls.try_into().unwrap_or_else(|_| unreachable!());
+    for (i, call) in calls.iter().enumerate() {
+        for (j, other) in users.iter().enumerate() {
+            if i != j {
+                until_present(&[(call, &other.id)]).await;
+            }
+        }
+    }
     (users, calls)
 }
 

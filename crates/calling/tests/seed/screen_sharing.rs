@@ -255,6 +255,7 @@ async fn view_a_remote_screen_share() {
     within("alice's media", a.wait_media_connected())
         .await
         .unwrap();
+    until_present(&[(&b, &alice.id)]).await;
     let alice_there = b.remote_participant(&alice.id).unwrap();
     let mut about_alice = alice_there.events();
     let mut bob_events = b.events();
