@@ -29,8 +29,10 @@ use std::time::{Duration, Instant};
 
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::SdpOffer;
-use str0m::format::PayloadParams;
-use str0m::media::{Direction, KeyframeRequestKind, MediaData, MediaKind, MediaTime, Mid, Pt, Rid};
+use str0m::format::{CodecSpec, PayloadParams};
+use str0m::media::{
+    Direction, KeyframeRequestKind, MediaData, MediaKind, MediaTime, Mid, Pt, Rid, Writer,
+};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
 use crate::codec::{FRAME_DURATION, FRAME_SAMPLES};
@@ -379,6 +381,11 @@ struct Slot<P> {
     last: Option<(u64, Instant)>,
     /// The next frame written starts a new source: compute `ts_offset` afresh.
     rebase: bool,
+    /// The PT this section sends the source's format on, found for the first frame:
+    /// the match scans the section's payload params, too much for every frame of
+    /// every subscriber. Keyed by the source's PT and codec in case the publisher
+    /// renegotiates; forgotten on a switch.
+    pt: Option<(Pt, CodecSpec, Pt)>,
 }
 
 impl<P> Slot<P> {
@@ -391,6 +398,7 @@ impl<P> Slot<P> {
             ts_offset: 0,
             last: None,
             rebase: true,
+            pt: None,
         }
     }
 
@@ -401,6 +409,7 @@ impl<P> Slot<P> {
         self.rid = rid;
         self.awaiting_keyframe = true;
         self.rebase = true;
+        self.pt = None;
     }
 
     /// The outgoing RTP time (90 kHz) of a frame with source time `source` that
@@ -1709,16 +1718,40 @@ fn write_video<P: PartialEq + std::fmt::Debug>(
     slot.awaiting_keyframe = false;
     let mid = slot.mid;
     let time = MediaTime::new(slot.out_time(data.time.numer(), now), data.time.frequency());
+    let (source_pt, spec) = (data.params.pt(), data.params.spec());
+    let cached = slot
+        .pt
+        .filter(|(pt, s, _)| *pt == source_pt && *s == spec)
+        .map(|(_, _, pt)| pt);
     let Some(writer) = peer.rtc.writer(mid) else {
         return;
     };
-    // Only a PT negotiated on this section: str0m may match the publisher's format to
-    // an entry it renumbered for a browser that never offered it (which then decodes
-    // the PT as another codec). Otherwise the same codec and packetization,
-    // Constrained Baseline preferred.
-    let spec = data.params.spec();
-    let pt = writer
-        .match_params(data.params)
+    let Some(pt) = cached.or_else(|| {
+        let pt = section_pt(&writer, data.params)?;
+        slot.pt = Some((source_pt, spec, pt));
+        Some(pt)
+    }) else {
+        return;
+    };
+    if let Err(e) = writer.write(pt, now, time, Arc::clone(data.data)) {
+        tracing::debug!(publisher = ?stream.publisher, %e, "video write failed");
+        return;
+    }
+    stats.video_out += 1;
+    let mut none = Drained::default();
+    drain(peer, outbox, &mut none);
+}
+
+/// The PT a subscriber's section sends frames of the publisher's `params` on.
+///
+/// Only a PT negotiated on this section: str0m may match the publisher's format to an
+/// entry it renumbered for a browser that never offered it (which then decodes the PT
+/// as another codec). Otherwise the same codec and packetization, Constrained Baseline
+/// preferred.
+fn section_pt(writer: &Writer<'_>, params: PayloadParams) -> Option<Pt> {
+    let spec = params.spec();
+    writer
+        .match_params(params)
         .filter(|pt| writer.payload_params().any(|p| p.pt() == *pt))
         .or_else(|| {
             writer
@@ -1729,17 +1762,7 @@ fn write_video<P: PartialEq + std::fmt::Debug>(
                 })
                 .max_by_key(|p| p.spec().format.profile_level_id == Some(H264_CONSTRAINED_BASELINE))
                 .map(|p| p.pt())
-        });
-    let Some(pt) = pt else {
-        return;
-    };
-    if let Err(e) = writer.write(pt, now, time, Arc::clone(data.data)) {
-        tracing::debug!(publisher = ?stream.publisher, %e, "video write failed");
-        return;
-    }
-    stats.video_out += 1;
-    let mut none = Drained::default();
-    drain(peer, outbox, &mut none);
+        })
 }
 
 /// Puts `streams` (in priority order, each with the simulcast layer to forward) into
