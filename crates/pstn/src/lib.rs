@@ -6,13 +6,15 @@
 //! - [`g711`], [`rtp`], [`resample`]: the phone side's codecs and packets.
 //! - [`media`]: one phone leg's media, sans-IO: RTP towards the trunk (symmetric,
 //!   latched), G.711 <-> opus for the media plane's local participant, RFC 4733 DTMF.
-//! - [`inbound`]: which inbound INVITEs are taken and where they go (sans IO).
+//! - [`inbound`]: which inbound INVITEs are taken and where they go (sans IO);
+//!   [`digest`] authenticates them for trunks with credentials.
 //! - [`sip`]: the SIP user agent (ezk crates) that dials and answers.
 //!
 //! Sans-IO parts take `now` and follow the drain rule: after every `handle_*`, drain
 //! `poll_transmit`, `poll_audio` and `poll_event`, then sleep until `poll_timeout`.
 
 pub mod config;
+pub mod digest;
 pub mod error;
 #[cfg(any(fuzzing, test))]
 #[doc(hidden)]
