@@ -1,6 +1,7 @@
-//! Per-identity dial-out caps, sans-IO: how many phone calls one identity may have
-//! at once and start per minute (issue 9's security defaults: a stolen or buggy
-//! client cannot run up a trunk bill).
+//! Per-identity call caps, sans-IO: how many phone calls one identity may have at
+//! once and start per minute (issue 9's security defaults: a stolen or buggy client
+//! cannot run up a trunk bill; a trunk or a calling number cannot flood the gateway
+//! with inbound calls, see [`crate::inbound`]).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -48,10 +49,28 @@ impl<K: Ord + Clone> DialLimiter<K> {
     /// # Errors
     /// [`LimitExceeded`] naming the cap; nothing is counted then.
     pub fn try_start(&mut self, who: &K, now: Instant) -> Result<(), LimitExceeded> {
+        self.check(who, now)?;
+        self.started.entry(who.clone()).or_default().push_back(now);
+        *self.active.entry(who.clone()).or_default() += 1;
+        Ok(())
+    }
+
+    /// Whether a call `who` starts at `now` would pass both caps, without counting
+    /// it (to check several limiters before counting in any).
+    ///
+    /// # Errors
+    /// [`LimitExceeded`] naming the cap.
+    pub fn check(&mut self, who: &K, now: Instant) -> Result<(), LimitExceeded> {
         if self.active.get(who).copied().unwrap_or(0) >= self.max_concurrent {
             return Err(LimitExceeded::Concurrent);
         }
-        let recent = self.started.entry(who.clone()).or_default();
+        let Some(recent) = self.started.get_mut(who) else {
+            return if self.per_minute == 0 {
+                Err(LimitExceeded::Rate)
+            } else {
+                Ok(())
+            };
+        };
         while recent
             .front()
             .is_some_and(|t| now.saturating_duration_since(*t) >= MINUTE)
@@ -61,9 +80,24 @@ impl<K: Ord + Clone> DialLimiter<K> {
         if recent.len() >= self.per_minute {
             return Err(LimitExceeded::Rate);
         }
-        recent.push_back(now);
-        *self.active.entry(who.clone()).or_default() += 1;
         Ok(())
+    }
+
+    /// How long after `now` the rate cap lets `who` start a call again (zero when
+    /// it does now): for a Retry-After.
+    #[must_use]
+    pub fn rate_retry_after(&self, who: &K, now: Instant) -> Duration {
+        let Some(recent) = self.started.get(who) else {
+            return Duration::ZERO;
+        };
+        if recent.len() < self.per_minute {
+            return Duration::ZERO;
+        }
+        // The start that has to leave the window before one more fits.
+        let index = recent.len() - self.per_minute;
+        recent.get(index).map_or(Duration::ZERO, |t| {
+            (*t + MINUTE).saturating_duration_since(now)
+        })
     }
 
     /// A call `who` started is over.
@@ -132,6 +166,27 @@ mod tests {
         let t = t0 + MINUTE;
         assert_eq!(limits.try_start(&"alice", t), Ok(()));
         assert_eq!(limits.try_start(&"alice", t), Err(LimitExceeded::Rate));
+    }
+
+    #[test]
+    fn check_counts_nothing_and_retry_after_says_when_a_slot_frees() {
+        let t0 = Instant::now();
+        let mut limits = DialLimiter::new(usize::MAX, 2);
+        assert_eq!(limits.check(&"alice", t0), Ok(()));
+        assert_eq!(limits.check(&"alice", t0), Ok(()));
+        assert_eq!(limits.rate_retry_after(&"alice", t0), Duration::ZERO);
+        limits.try_start(&"alice", t0).unwrap();
+        limits
+            .try_start(&"alice", t0 + Duration::from_secs(10))
+            .unwrap();
+        let t = t0 + Duration::from_secs(20);
+        assert_eq!(limits.check(&"alice", t), Err(LimitExceeded::Rate));
+        assert_eq!(
+            limits.rate_retry_after(&"alice", t),
+            Duration::from_secs(40),
+            "the first start leaves the window at t0 + 60 s"
+        );
+        assert_eq!(limits.check(&"alice", t0 + MINUTE), Ok(()));
     }
 
     #[test]
