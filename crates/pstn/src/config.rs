@@ -69,9 +69,54 @@ pub struct InboundTrunk {
     /// Source addresses (`192.0.2.0/24`, `2001:db8::1`) allowed to send; anything
     /// else is dropped without an answer.
     pub allowed_sources: Vec<String>,
-    /// When set, INVITEs must also carry these digest credentials.
+    /// When set, INVITEs must also carry these digest credentials: the first INVITE
+    /// gets a 401 challenge (expiring nonce, `qop="auth"`), wrong credentials and
+    /// unknown users the same 403. Only HA1 is kept once the gateway runs.
     #[serde(default)]
     pub credentials: Option<Credentials>,
+    /// The digest algorithms offered, most preferred first, one challenge each
+    /// (default SHA-256, then MD5, RFC 8760). Clients that answer only the first
+    /// challenge and know only MD5 (sipp 3.6, older gear) need `["MD5"]`.
+    #[serde(default = "crate::digest::default_algorithms")]
+    pub digest_algorithms: Vec<crate::digest::DigestAlgorithm>,
+    /// Most calls from this trunk at once; more get 503 (no Retry-After).
+    #[serde(default = "default_inbound_max_calls")]
+    pub max_calls: usize,
+    /// Most calls this trunk may start in any minute; more get 503 with Retry-After.
+    #[serde(default = "default_inbound_calls_per_minute")]
+    pub calls_per_minute: usize,
+    /// Most calls one calling number may start through this trunk in any minute;
+    /// more get 486 with Retry-After.
+    #[serde(default = "default_inbound_calls_per_minute_per_caller")]
+    pub calls_per_minute_per_caller: usize,
+}
+
+fn default_inbound_max_calls() -> usize {
+    30
+}
+fn default_inbound_calls_per_minute() -> usize {
+    120
+}
+fn default_inbound_calls_per_minute_per_caller() -> usize {
+    5
+}
+
+impl InboundTrunk {
+    /// A trunk from `allowed_sources` delivering `numbers`, without credentials and
+    /// with the default caps.
+    #[must_use]
+    pub fn new(name: &str, numbers: Vec<String>, allowed_sources: Vec<String>) -> InboundTrunk {
+        InboundTrunk {
+            name: name.to_owned(),
+            numbers,
+            allowed_sources,
+            credentials: None,
+            digest_algorithms: crate::digest::default_algorithms(),
+            max_calls: default_inbound_max_calls(),
+            calls_per_minute: default_inbound_calls_per_minute(),
+            calls_per_minute_per_caller: default_inbound_calls_per_minute_per_caller(),
+        }
+    }
 }
 
 /// Where an inbound number's calls go.
@@ -265,6 +310,24 @@ impl PstnConfig {
             for s in &t.allowed_sources {
                 Cidr::parse(s)?;
             }
+            for (what, n) in [
+                ("max_calls", t.max_calls),
+                ("calls_per_minute", t.calls_per_minute),
+                ("calls_per_minute_per_caller", t.calls_per_minute_per_caller),
+            ] {
+                if n == 0 {
+                    return Err(Error::Config(format!(
+                        "inbound trunk `{}`: {what} must be more than zero",
+                        t.name
+                    )));
+                }
+            }
+            if t.credentials.is_some() && t.digest_algorithms.is_empty() {
+                return Err(Error::Config(format!(
+                    "inbound trunk `{}` has credentials but no digest_algorithms",
+                    t.name
+                )));
+            }
             for n in &t.numbers {
                 e164(&format!("inbound trunk `{}` number", t.name), n)?;
                 if !owned.insert(n.as_str()) {
@@ -397,12 +460,11 @@ mod tests {
                 caller_ids: vec!["+15550001111".into()],
                 allowed_country_codes: vec!["1".into()],
             }],
-            inbound: vec![InboundTrunk {
-                name: "carrier-in".into(),
-                numbers: vec!["+15550001111".into()],
-                allowed_sources: vec!["127.0.0.0/8".into()],
-                credentials: None,
-            }],
+            inbound: vec![InboundTrunk::new(
+                "carrier-in",
+                vec!["+15550001111".into()],
+                vec!["127.0.0.0/8".into()],
+            )],
             dispatch: vec![DispatchRule {
                 number: "+15550001111".into(),
                 target: DispatchTarget::User("alice".into()),

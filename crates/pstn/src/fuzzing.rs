@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use ringwire_media::codec::OpusConfig;
 
-use crate::config::{DispatchRule, DispatchTarget, InboundTrunk, PortRange, PstnConfig};
+use crate::config::{
+    Credentials, DispatchRule, DispatchTarget, InboundTrunk, PortRange, PstnConfig,
+};
 use crate::g711::G711;
 use crate::inbound::{InboundScreen, InviteSummary, Screening, parse_request};
 use crate::media::{PhoneMedia, PhoneMediaConfig, RemoteMedia};
@@ -14,6 +16,8 @@ use crate::rtp::{RtpPacket, TelephoneEvent};
 
 /// The number the fuzzed gateway owns and dispatches.
 const OWNED: &str = "+15550001111";
+/// The number on the trunk that must authenticate (digest).
+const OWNED_DIGEST: &str = "+15550002222";
 
 fn config() -> PstnConfig {
     PstnConfig {
@@ -24,16 +28,30 @@ fn config() -> PstnConfig {
             last: 20099,
         },
         outbound: Vec::new(),
-        inbound: vec![InboundTrunk {
-            name: "fuzz".into(),
-            numbers: vec![OWNED.into()],
-            allowed_sources: vec!["192.0.2.0/24".into()],
-            credentials: None,
-        }],
-        dispatch: vec![DispatchRule {
-            number: OWNED.into(),
-            target: DispatchTarget::User("alice".into()),
-        }],
+        inbound: vec![
+            InboundTrunk::new("fuzz", vec![OWNED.into()], vec!["192.0.2.0/24".into()]),
+            InboundTrunk {
+                credentials: Some(Credentials {
+                    username: "fuzz".into(),
+                    password: "fuzz".into(),
+                }),
+                ..InboundTrunk::new(
+                    "fuzz-digest",
+                    vec![OWNED_DIGEST.into()],
+                    vec!["198.51.100.0/24".into()],
+                )
+            },
+        ],
+        dispatch: vec![
+            DispatchRule {
+                number: OWNED.into(),
+                target: DispatchTarget::User("alice".into()),
+            },
+            DispatchRule {
+                number: OWNED_DIGEST.into(),
+                target: DispatchTarget::User("alice".into()),
+            },
+        ],
         ring_timeout: Duration::from_secs(30),
         max_call_duration: Duration::from_secs(3600),
         media_timeout: Duration::from_secs(20),
@@ -43,13 +61,15 @@ fn config() -> PstnConfig {
 }
 
 /// One datagram to the SIP port: bytes -> request line and headers (ezk's parsers,
-/// after our limits) -> typed headers and SDP -> our decision, from an allowed and
-/// from an unknown source, twice (the second time the refusal memory answers).
+/// after our limits) -> typed headers (digest `Authorization` too) and SDP -> our
+/// decision, from an allowed, a digest and an unknown source, twice (the second time
+/// the refusal memory answers, or a new challenge).
 ///
 /// # Panics
 /// When a decision breaks an invariant: an unknown source answered, a routed call to
-/// a number we do not own or from a caller that is not E.164, a refusal that is not a
-/// final status, or a repeated INVITE decided differently.
+/// a number we do not own or from a caller that is not E.164, a call routed from the
+/// digest trunk (a fuzzer cannot sign our nonces), a refusal that is not a final
+/// status, a challenge without headers, or a repeated INVITE decided differently.
 pub fn sip_inbound(bytes: &[u8]) {
     let Ok((line, headers, body)) = parse_request(bytes) else {
         return;
@@ -57,26 +77,37 @@ pub fn sip_inbound(bytes: &[u8]) {
     let Ok(summary) = InviteSummary::from_parts(&line, &headers, &body) else {
         return;
     };
-    let mut screen = InboundScreen::new(&config());
+    let summary = summary.with_raw_request_uri(bytes);
+    let mut screen = InboundScreen::with_nonce_key(&config(), [0x5a; 32]);
     let now = Instant::now();
     let stranger: IpAddr = [203, 0, 113, 9].into();
     assert_eq!(screen.screen(stranger, &summary, now), Screening::Drop);
-    let trunk: IpAddr = [192, 0, 2, 9].into();
-    let first = screen.screen(trunk, &summary, now);
-    match &first {
-        Screening::Drop => panic!("an allowed source was dropped"),
-        Screening::Refuse(code) => assert!((300..=699).contains(code), "refused with {code}"),
-        Screening::Route(route) => {
-            assert_eq!(route.called.as_str(), OWNED);
-            assert!(route.caller.as_str().starts_with('+'));
-            assert!(G711::from_payload_type(route.offer.codec.payload_type()).is_some());
+    let plain: IpAddr = [192, 0, 2, 9].into();
+    let digest: IpAddr = [198, 51, 100, 9].into();
+    for (source, owned) in [(plain, OWNED), (digest, OWNED_DIGEST)] {
+        let first = screen.screen(source, &summary, now);
+        match &first {
+            Screening::Drop => panic!("an allowed source was dropped"),
+            Screening::Refuse(code) | Screening::Limited { code, .. } => {
+                assert!((300..=699).contains(code), "refused with {code}");
+            }
+            Screening::Challenge(c) => {
+                assert_eq!(source, digest, "a trunk without credentials challenged");
+                assert!(!c.www_authenticate.is_empty());
+            }
+            Screening::Route(route) => {
+                assert_ne!(source, digest, "routed without authenticating");
+                assert_eq!(route.called.as_str(), owned);
+                assert!(route.caller.as_str().starts_with('+'));
+                assert!(G711::from_payload_type(route.offer.codec.payload_type()).is_some());
+            }
+        }
+        let second = screen.screen(source, &summary, now);
+        match (&first, &second) {
+            (Screening::Challenge(_), Screening::Challenge(_)) => {}
+            _ => assert_eq!(second, first, "same INVITE, same answer"),
         }
     }
-    assert_eq!(
-        screen.screen(trunk, &summary, now),
-        first,
-        "same INVITE, same answer"
-    );
 }
 
 /// Datagrams to a phone leg's RTP socket: each parsed as RTP (and as a telephone

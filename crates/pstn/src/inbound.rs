@@ -8,12 +8,20 @@
 //!    no response at all (not even `100 Trying`);
 //! 2. a Call-ID refused within [`REFUSAL_MEMORY`]: the same final response again,
 //!    without rebuilding anything (a retry with a new branch);
-//! 3. the trunk wants digest credentials: 403 (inbound digest is not implemented,
-//!    so such trunks are refused rather than let in unauthenticated);
-//! 4. a called number the trunk does not deliver, or one no dispatch rule sends
+//! 3. a re-INVITE for a dialog we do not have: 481;
+//! 4. the trunk wants digest credentials ([`crate::digest`]): none, a nonce that is
+//!    not ours, stale or replayed: [`Screening::Challenge`] (401, never remembered,
+//!    so the authenticated retry, a new transaction with the same Call-ID, is
+//!    screened afresh); wrong password or unknown user: 403, the same for both; a
+//!    digest `uri` that is not the Request-URI: 400;
+//! 5. a called number the trunk does not deliver, or one no dispatch rule sends
 //!    anywhere: 404; a caller that is not an E.164 number: 403;
-//! 5. no SDP offer, or one without PCMU/PCMA: 488;
-//! 6. otherwise [`Screening::Route`] with the dispatch target.
+//! 6. no SDP offer, or one without PCMU/PCMA: 488;
+//! 7. the trunk's caps (calls at once, calls per minute) or the calling number's
+//!    (calls per minute): [`Screening::Limited`] (503 or 486, see there; not
+//!    remembered);
+//! 8. otherwise [`Screening::Route`] with the dispatch target; the call counts
+//!    against the caps until [`InboundScreen::finished`] is told it ended.
 //!
 //! [`parse_request`] takes the same steps as ezk's UDP transport from raw bytes
 //! (after our size and header-count limits), for the RFC 4475 torture tests and the
@@ -32,7 +40,9 @@ use ezk_sip_types::{Headers, Method, Name};
 use ringwire_signaling::PhoneNumber;
 
 use crate::config::{Cidr, DispatchTarget, PstnConfig};
+use crate::digest::{Challenge, DigestAuthorization, DigestUser, DigestVerifier, Verdict};
 use crate::error::Malformed;
+use crate::limits::{DialLimiter, LimitExceeded};
 use crate::media::RemoteMedia;
 
 /// The largest SIP message we read (RFC 3261 §18.1.1 allows UDP up to 64 KiB).
@@ -57,6 +67,11 @@ pub struct InviteSummary {
     pub in_dialog: bool,
     /// The usable audio of its SDP offer, if any.
     pub offer: Option<RemoteMedia>,
+    /// The Request-URI as sent (see [`InviteSummary::with_raw_request_uri`]): a digest
+    /// `uri` must equal it.
+    pub request_uri: String,
+    /// Its digest `Authorization` headers.
+    pub authorization: Vec<DigestAuthorization>,
 }
 
 /// The gateway's decision on an INVITE.
@@ -66,8 +81,35 @@ pub enum Screening {
     Drop,
     /// Answer with this final status.
     Refuse(u16),
+    /// Answer 401 with this digest challenge (not remembered by Call-ID).
+    Challenge(Challenge),
+    /// Over a cap: answer `code`, with `Retry-After` when `retry_after` is set. Not
+    /// remembered by Call-ID (checking again costs nothing).
+    ///
+    /// RFC 3261 §21.5.4: a client that gets 503 with Retry-After sends *nothing* to
+    /// this server for that long, so 503 is only for the trunk's own caps, where every
+    /// other call would be refused too: its calls-per-minute cap with the time until
+    /// a start leaves the window; its calls-at-once cap without Retry-After (a call
+    /// may end any moment; without one the client treats it as 500, a failure of this
+    /// request only). One calling number over its calls-per-minute cap gets 486 Busy
+    /// Here (§21.4.24: this callee cannot take more calls now) with Retry-After, which
+    /// holds back that call only, not the trunk's other callers.
+    Limited {
+        /// 503 or 486.
+        code: u16,
+        /// When a retry may succeed, in whole seconds.
+        retry_after: Option<Duration>,
+    },
     /// Take the call.
     Route(InboundRoute),
+}
+
+/// An accepted inbound call's place in the caps: hand it to
+/// [`InboundScreen::finished`] once, when the call ends (or is refused after all).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundSlot {
+    trunk: usize,
+    caller: String,
 }
 
 /// Where an accepted inbound call goes.
@@ -83,6 +125,8 @@ pub struct InboundRoute {
     pub target: DispatchTarget,
     /// The caller's audio.
     pub offer: RemoteMedia,
+    /// What it counts against the caps.
+    pub slot: InboundSlot,
 }
 
 /// Decides on inbound INVITEs and remembers refusals. See the [module docs](self).
@@ -92,6 +136,7 @@ pub struct InboundScreen {
     dispatch: BTreeMap<String, DispatchTarget>,
     refused: BTreeMap<String, (u16, Instant)>,
     order: VecDeque<(Instant, String)>,
+    verifier: DigestVerifier,
 }
 
 #[derive(Debug)]
@@ -99,7 +144,12 @@ struct Trunk {
     name: String,
     sources: Vec<Cidr>,
     numbers: Vec<String>,
-    digest: bool,
+    /// Its credentials as HA1, when it must authenticate.
+    digest: Option<DigestUser>,
+    /// The trunk's calls (one key): at once and per minute.
+    calls: DialLimiter<()>,
+    /// Per calling number: calls per minute.
+    callers: DialLimiter<String>,
 }
 
 impl InviteSummary {
@@ -167,14 +217,43 @@ impl InviteSummary {
         let offer = crate::sip::sdp_of(body)
             .as_ref()
             .and_then(crate::sip::remote_media);
+        let request_uri = {
+            use ezk_sip_types::print::AppendCtx;
+            line.uri.default_print_ctx().to_string()
+        };
         Ok(InviteSummary {
             call_id: call_id.0.to_string(),
             called: user_of(&line.uri.user_part),
             caller: user_of(&from.uri.uri.user_part),
             in_dialog: to.tag.is_some(),
             offer,
+            request_uri,
+            authorization: DigestAuthorization::from_headers(headers),
         })
     }
+
+    /// Takes the Request-URI exactly as the message's first line has it (ezk prints
+    /// it back normalised); `raw` is the message from its start. Kept as it was when
+    /// the first line is not `Method SP URI SP Version`.
+    #[must_use]
+    pub fn with_raw_request_uri(mut self, raw: &[u8]) -> InviteSummary {
+        let line = raw
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .and_then(|end| raw.get(..end));
+        let uri = line
+            .and_then(|l| l.split(|b| *b == b' ').nth(1))
+            .and_then(|u| std::str::from_utf8(u).ok());
+        if let Some(uri) = uri {
+            uri.clone_into(&mut self.request_uri);
+        }
+        self
+    }
+}
+
+/// `d` rounded up to whole seconds, at least one (Retry-After counts seconds).
+fn whole_seconds(d: Duration) -> Duration {
+    Duration::from_secs(d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(Duration::from_secs(1))
 }
 
 /// Whether every `"` opened in `value` is closed (RFC 3261 §25.1: `\\` escapes one
@@ -297,9 +376,16 @@ pub fn parse_request(bytes: &[u8]) -> Result<(RequestLine, Headers, Bytes), Malf
 
 impl InboundScreen {
     /// A screen for `config`'s inbound trunks and dispatch rules (validated config:
-    /// unparsable source blocks are skipped, never widened).
+    /// unparsable source blocks are skipped, never widened), signing digest nonces
+    /// with a random key.
     #[must_use]
     pub fn new(config: &PstnConfig) -> InboundScreen {
+        InboundScreen::with_nonce_key(config, DigestVerifier::random_key())
+    }
+
+    /// [`InboundScreen::new`] with the nonce key given (tests, fuzzing).
+    #[must_use]
+    pub fn with_nonce_key(config: &PstnConfig, key: [u8; 32]) -> InboundScreen {
         InboundScreen {
             trunks: config
                 .inbound
@@ -312,7 +398,12 @@ impl InboundScreen {
                         .filter_map(|s| Cidr::parse(s).ok())
                         .collect(),
                     numbers: t.numbers.clone(),
-                    digest: t.credentials.is_some(),
+                    digest: t
+                        .credentials
+                        .as_ref()
+                        .map(|c| DigestUser::new(c, &t.digest_algorithms)),
+                    calls: DialLimiter::new(t.max_calls, t.calls_per_minute),
+                    callers: DialLimiter::new(usize::MAX, t.calls_per_minute_per_caller),
                 })
                 .collect(),
             dispatch: config
@@ -322,6 +413,7 @@ impl InboundScreen {
                 .collect(),
             refused: BTreeMap::new(),
             order: VecDeque::new(),
+            verifier: DigestVerifier::new(key),
         }
     }
 
@@ -331,10 +423,10 @@ impl InboundScreen {
         self.trunk_for(source).is_some()
     }
 
-    fn trunk_for(&self, source: IpAddr) -> Option<&Trunk> {
+    fn trunk_for(&self, source: IpAddr) -> Option<usize> {
         self.trunks
             .iter()
-            .find(|t| t.sources.iter().any(|c| c.contains(source)))
+            .position(|t| t.sources.iter().any(|c| c.contains(source)))
     }
 
     /// Decides on an out-of-dialog INVITE from `source`. A refusal is remembered by
@@ -347,20 +439,35 @@ impl InboundScreen {
         if let Some((code, _)) = self.refused.get(&invite.call_id) {
             return Screening::Refuse(*code);
         }
-        let decision = self.decide(trunk, invite);
+        let decision = self.decide(trunk, invite, now);
         if let Screening::Refuse(code) = decision {
             self.refused(&invite.call_id, code, now);
         }
         decision
     }
 
-    fn decide(&self, trunk: &Trunk, invite: &InviteSummary) -> Screening {
+    fn decide(&mut self, index: usize, invite: &InviteSummary, now: Instant) -> Screening {
         if invite.in_dialog {
             // A re-INVITE for a dialog we do not have (RFC 3261 §12.2.2).
             return Screening::Refuse(481);
         }
-        if trunk.digest {
-            return Screening::Refuse(403);
+        let Some(trunk) = self.trunks.get_mut(index) else {
+            return Screening::Drop;
+        };
+        if let Some(user) = &trunk.digest {
+            let verdict = self.verifier.verify(
+                user,
+                "INVITE",
+                &invite.request_uri,
+                &invite.authorization,
+                now,
+            );
+            match verdict {
+                Verdict::Authorized => {}
+                Verdict::Challenge(challenge) => return Screening::Challenge(challenge),
+                Verdict::Forbidden => return Screening::Refuse(403),
+                Verdict::UriMismatch => return Screening::Refuse(400),
+            }
         }
         let Some(called) = invite.called.as_deref().and_then(e164) else {
             return Screening::Refuse(404);
@@ -378,13 +485,55 @@ impl InboundScreen {
             // RFC 3261 §21.4.26: nothing acceptable in the offer.
             return Screening::Refuse(488);
         };
+        // The caps; why 503 or 486 and when Retry-After: see `Screening::Limited`.
+        let who = caller.as_str().to_owned();
+        if let Err(e) = trunk.calls.check(&(), now) {
+            let retry_after = (e == LimitExceeded::Rate)
+                .then(|| whole_seconds(trunk.calls.rate_retry_after(&(), now)));
+            return Screening::Limited {
+                code: 503,
+                retry_after,
+            };
+        }
+        if trunk.callers.check(&who, now).is_err() {
+            return Screening::Limited {
+                code: 486,
+                retry_after: Some(whole_seconds(trunk.callers.rate_retry_after(&who, now))),
+            };
+        }
+        // Both checked just now, so both count it.
+        let _ = trunk.calls.try_start(&(), now);
+        let _ = trunk.callers.try_start(&who, now);
         Screening::Route(InboundRoute {
             trunk: trunk.name.clone(),
             caller,
             called,
             target: target.clone(),
             offer,
+            slot: InboundSlot {
+                trunk: index,
+                caller: who,
+            },
         })
+    }
+
+    /// A routed call ended (or was refused after all): it no longer counts against
+    /// its trunk's calls-at-once cap. Call once per [`Screening::Route`].
+    pub fn finished(&mut self, slot: &InboundSlot) {
+        if let Some(trunk) = self.trunks.get_mut(slot.trunk) {
+            trunk.calls.finished(&());
+            trunk.callers.finished(&slot.caller);
+        }
+    }
+
+    /// Calls from the trunk named `trunk` running now.
+    #[must_use]
+    pub fn active_calls(&self, trunk: &str) -> usize {
+        self.trunks
+            .iter()
+            .filter(|t| t.name == trunk)
+            .map(|t| t.calls.active(&()))
+            .sum()
     }
 
     /// Remembers that the INVITE with `call_id` was refused with `code`, so a retry
@@ -402,8 +551,12 @@ impl InboundScreen {
         self.order.push_back((now, call_id.to_owned()));
     }
 
-    /// Forgets refusals older than [`REFUSAL_MEMORY`]; safe to call early.
+    /// Forgets refusals older than [`REFUSAL_MEMORY`] and callers with nothing
+    /// recent; safe to call early.
     pub fn handle_timeout(&mut self, now: Instant) {
+        for trunk in &mut self.trunks {
+            trunk.callers.prune(now);
+        }
         while let Some((at, _)) = self.order.front() {
             if now.saturating_duration_since(*at) < REFUSAL_MEMORY {
                 break;
@@ -425,6 +578,7 @@ impl InboundScreen {
 mod tests {
     use super::*;
     use crate::config::{DispatchRule, InboundTrunk, PortRange};
+    use crate::digest::DigestAlgorithm;
     use crate::g711::G711;
 
     fn config() -> PstnConfig {
@@ -436,12 +590,11 @@ mod tests {
                 last: 20099,
             },
             outbound: Vec::new(),
-            inbound: vec![InboundTrunk {
-                name: "carrier-in".into(),
-                numbers: vec!["+15550001111".into(), "+15550002222".into()],
-                allowed_sources: vec!["192.0.2.0/24".into()],
-                credentials: None,
-            }],
+            inbound: vec![InboundTrunk::new(
+                "carrier-in",
+                vec!["+15550001111".into(), "+15550002222".into()],
+                vec!["192.0.2.0/24".into()],
+            )],
             dispatch: vec![DispatchRule {
                 number: "+15550001111".into(),
                 target: DispatchTarget::User("alice".into()),
@@ -557,18 +710,252 @@ mod tests {
         ));
     }
 
-    #[test]
-    fn trunks_that_want_digest_are_refused_until_it_is_implemented() {
+    /// A screen whose trunk wants `alice:s3cret`, offering `algorithms`.
+    fn digest_screen(algorithms: &[DigestAlgorithm]) -> InboundScreen {
         let mut c = config();
         c.inbound[0].credentials = Some(crate::config::Credentials {
-            username: "u".into(),
-            password: "p".into(),
+            username: "alice".into(),
+            password: "s3cret".into(),
         });
-        let mut screen = InboundScreen::new(&c);
-        let s = summary(&invite("15550001111", "+15557654321", "d1", SDP)).unwrap();
+        c.inbound[0].digest_algorithms = algorithms.to_vec();
+        InboundScreen::with_nonce_key(&c, [42; 32])
+    }
+
+    /// `bytes` with an `Authorization` header answering `challenge`'s first
+    /// algorithm for `user:password` (hashes computed here, not by the verifier), for
+    /// digest uri `uri`, nonce count `nc`.
+    fn answered(
+        bytes: &[u8],
+        challenge: &Challenge,
+        (user, password): (&str, &str),
+        uri: &str,
+        nc: u32,
+    ) -> Vec<u8> {
+        use sha2::Digest;
+        let first = &challenge.www_authenticate[0];
+        let param = |name: &str| {
+            let start = first.find(&format!("{name}=")).unwrap() + name.len() + 1;
+            let rest = first[start..].trim_start_matches('"');
+            rest[..rest.find(['"', ',']).unwrap_or(rest.len())].to_owned()
+        };
+        let (nonce, algorithm) = (param("nonce"), param("algorithm"));
+        let h = |s: String| -> String {
+            if algorithm == "MD5" {
+                format!("{:x}", md5::compute(s.as_bytes()))
+            } else {
+                sha2::Sha256::digest(s.as_bytes())
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect()
+            }
+        };
+        let ha1 = h(format!("{user}:ringwire:{password}"));
+        let ha2 = h(format!("INVITE:{uri}"));
+        let response = h(format!("{ha1}:{nonce}:{nc:08x}:c0ffee:auth:{ha2}"));
+        let header = format!(
+            "Authorization: Digest username=\"{user}\", realm=\"ringwire\", nonce=\"{nonce}\", \
+             uri=\"{uri}\", response=\"{response}\", algorithm={algorithm}, qop=auth, \
+             cnonce=\"c0ffee\", nc={nc:08x}\r\n"
+        );
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        text.replacen(
+            "CSeq: 314159 INVITE\r\n",
+            &format!("CSeq: 314160 INVITE\r\n{header}"),
+            1,
+        )
+        .into_bytes()
+    }
+
+    const RURI: &str = "sip:15550001111@198.51.100.1";
+
+    fn challenge_of(decision: Screening) -> Challenge {
+        match decision {
+            Screening::Challenge(c) => c,
+            other => panic!("no challenge: {other:?}"),
+        }
+    }
+
+    fn raw_summary(bytes: &[u8]) -> InviteSummary {
+        summary(bytes).unwrap().with_raw_request_uri(bytes)
+    }
+
+    #[test]
+    fn a_digest_trunk_is_challenged_then_routed_with_the_right_credentials() {
+        for algorithms in [
+            vec![DigestAlgorithm::Sha256, DigestAlgorithm::Md5],
+            vec![DigestAlgorithm::Md5],
+        ] {
+            let mut screen = digest_screen(&algorithms);
+            let now = Instant::now();
+            let first = invite("15550001111", "+15557654321", "d1", SDP);
+            let challenge = challenge_of(screen.screen(trunk_ip(), &raw_summary(&first), now));
+            assert_eq!(challenge.www_authenticate.len(), algorithms.len());
+            assert!(challenge.www_authenticate[0].contains(algorithms[0].name()));
+            // The 401 is not remembered: the same INVITE is challenged again...
+            assert!(matches!(
+                screen.screen(trunk_ip(), &raw_summary(&first), now),
+                Screening::Challenge(_)
+            ));
+            // ...and the authenticated retry (same Call-ID, CSeq + 1) goes through.
+            let retry = answered(&first, &challenge, ("alice", "s3cret"), RURI, 1);
+            let s = raw_summary(&retry);
+            assert_eq!(s.request_uri, RURI);
+            let Screening::Route(route) = screen.screen(trunk_ip(), &s, now) else {
+                panic!("not routed with {algorithms:?}");
+            };
+            assert_eq!(route.called.as_str(), "+15550001111");
+            // Replayed (a new branch with the same Authorization): a stale challenge.
+            let again = challenge_of(screen.screen(trunk_ip(), &s, now));
+            assert!(again.stale);
+        }
+    }
+
+    #[test]
+    fn wrong_password_and_unknown_user_get_the_same_403() {
+        let mut screen = digest_screen(&[DigestAlgorithm::Sha256, DigestAlgorithm::Md5]);
+        let now = Instant::now();
+        let mut decisions = Vec::new();
+        for (call_id, creds) in [("w1", ("alice", "guess")), ("w2", ("mallory", "s3cret"))] {
+            let first = invite("15550001111", "+15557654321", call_id, SDP);
+            let challenge = challenge_of(screen.screen(trunk_ip(), &raw_summary(&first), now));
+            let retry = answered(&first, &challenge, creds, RURI, 1);
+            decisions.push(screen.screen(trunk_ip(), &raw_summary(&retry), now));
+        }
+        assert_eq!(decisions[0], Screening::Refuse(403));
+        assert_eq!(decisions[0], decisions[1]);
+        // The 403 is remembered by Call-ID: the right password no longer helps there.
+        let first = invite("15550001111", "+15557654321", "w1", SDP);
         assert_eq!(
-            screen.screen(trunk_ip(), &s, Instant::now()),
+            screen.screen(trunk_ip(), &raw_summary(&first), now),
             Screening::Refuse(403)
+        );
+    }
+
+    #[test]
+    fn a_digest_uri_other_than_the_request_uri_is_400() {
+        let mut screen = digest_screen(&[DigestAlgorithm::Md5]);
+        let now = Instant::now();
+        let first = invite("15550001111", "+15557654321", "u1", SDP);
+        let challenge = challenge_of(screen.screen(trunk_ip(), &raw_summary(&first), now));
+        let retry = answered(
+            &first,
+            &challenge,
+            ("alice", "s3cret"),
+            "sip:198.51.100.1",
+            1,
+        );
+        assert_eq!(
+            screen.screen(trunk_ip(), &raw_summary(&retry), now),
+            Screening::Refuse(400)
+        );
+    }
+
+    #[test]
+    fn an_expired_nonce_gets_a_stale_challenge() {
+        let mut screen = digest_screen(&[DigestAlgorithm::Sha256]);
+        let t0 = Instant::now();
+        let first = invite("15550001111", "+15557654321", "e1", SDP);
+        let challenge = challenge_of(screen.screen(trunk_ip(), &raw_summary(&first), t0));
+        let retry = answered(&first, &challenge, ("alice", "s3cret"), RURI, 1);
+        let late = t0 + crate::digest::NONCE_LIFETIME + Duration::from_secs(1);
+        let stale = challenge_of(screen.screen(trunk_ip(), &raw_summary(&retry), late));
+        assert!(stale.stale);
+        let retry = answered(&first, &stale, ("alice", "s3cret"), RURI, 1);
+        assert!(matches!(
+            screen.screen(trunk_ip(), &raw_summary(&retry), late),
+            Screening::Route(_)
+        ));
+    }
+
+    #[test]
+    fn the_trunks_calls_at_once_cap_answers_503_until_a_call_ends() {
+        let mut c = config();
+        c.inbound[0].max_calls = 1;
+        let mut screen = InboundScreen::with_nonce_key(&c, [1; 32]);
+        let now = Instant::now();
+        let a = summary(&invite("15550001111", "+15557654321", "k1", SDP)).unwrap();
+        let b = summary(&invite("15550001111", "+15557654322", "k2", SDP)).unwrap();
+        let Screening::Route(route) = screen.screen(trunk_ip(), &a, now) else {
+            panic!("first call refused");
+        };
+        assert_eq!(screen.active_calls("carrier-in"), 1);
+        assert_eq!(
+            screen.screen(trunk_ip(), &b, now),
+            Screening::Limited {
+                code: 503,
+                retry_after: None
+            }
+        );
+        screen.finished(&route.slot);
+        assert_eq!(screen.active_calls("carrier-in"), 0);
+        assert!(matches!(
+            screen.screen(trunk_ip(), &b, now),
+            Screening::Route(_)
+        ));
+    }
+
+    #[test]
+    fn per_minute_caps_answer_with_retry_after() {
+        let mut c = config();
+        c.inbound[0].calls_per_minute_per_caller = 2;
+        c.inbound[0].calls_per_minute = 3;
+        let mut screen = InboundScreen::with_nonce_key(&c, [1; 32]);
+        let t0 = Instant::now();
+        let call = |from: &str, id: &str| summary(&invite("15550001111", from, id, SDP)).unwrap();
+        for (i, id) in ["r1", "r2"].iter().enumerate() {
+            let t = t0 + Duration::from_secs(i as u64);
+            let Screening::Route(route) = screen.screen(trunk_ip(), &call("+15557654321", id), t)
+            else {
+                panic!("{id} refused");
+            };
+            screen.finished(&route.slot);
+        }
+        // The same number a third time within the minute: 486, until r1 leaves it.
+        let t = t0 + Duration::from_millis(20_500);
+        assert_eq!(
+            screen.screen(trunk_ip(), &call("+15557654321", "r3"), t),
+            Screening::Limited {
+                code: 486,
+                retry_after: Some(Duration::from_secs(40))
+            }
+        );
+        // Another number still gets in, once: then the trunk's minute is full.
+        assert!(matches!(
+            screen.screen(trunk_ip(), &call("+15557654322", "r4"), t),
+            Screening::Route(_)
+        ));
+        assert_eq!(
+            screen.screen(trunk_ip(), &call("+15557654323", "r5"), t),
+            Screening::Limited {
+                code: 503,
+                retry_after: Some(Duration::from_secs(40))
+            }
+        );
+        // Nothing of that was remembered by Call-ID.
+        assert!(matches!(
+            screen.screen(
+                trunk_ip(),
+                &call("+15557654321", "r3"),
+                t0 + Duration::from_secs(61)
+            ),
+            Screening::Route(_)
+        ));
+    }
+
+    #[test]
+    fn the_raw_request_uri_is_kept_as_sent() {
+        let bytes = invite("15550001111", "+15557654321", "x", SDP).to_vec();
+        let bytes = String::from_utf8(bytes)
+            .unwrap()
+            .replacen(
+                "@198.51.100.1 SIP/2.0",
+                "@198.51.100.1;user=phone SIP/2.0",
+                1,
+            )
+            .into_bytes();
+        assert_eq!(
+            raw_summary(&bytes).request_uri,
+            "sip:15550001111@198.51.100.1;user=phone"
         );
     }
 

@@ -473,6 +473,7 @@ impl InboundGate {
         };
         let summary = crate::inbound::check_request_line(&request.tp_info.buffer).and_then(|()| {
             InviteSummary::from_parts(&request.line, &request.headers, &request.body)
+                .map(|s| s.with_raw_request_uri(&request.tp_info.buffer))
         });
         if let Err(e) = self.invites.try_send(InboundInvite { request, summary }) {
             tracing::debug!(error = %e, "inbound INVITE dropped: the gateway is busy");
@@ -504,15 +505,63 @@ impl Layer for InboundGate {
 }
 
 /// Refuses an inbound INVITE with `code` (a final response, 300..=699).
-pub async fn refuse(sip: &SipEndpoint, mut invite: InboundInvite, code: u16) {
+pub async fn refuse(sip: &SipEndpoint, invite: InboundInvite, code: u16) {
+    reject(sip, invite, code, &[]).await;
+}
+
+/// Refuses an inbound INVITE over a cap with `code` (503 or 486), saying when to
+/// retry when `retry_after` is set (whole seconds; see
+/// [`Screening::Limited`](crate::inbound::Screening::Limited)).
+pub async fn refuse_later(
+    sip: &SipEndpoint,
+    invite: InboundInvite,
+    code: u16,
+    retry_after: Option<Duration>,
+) {
+    let header = retry_after.map(|d| {
+        (
+            ezk_sip_types::Name::RETRY_AFTER,
+            d.as_secs().max(1).to_string(),
+        )
+    });
+    reject(sip, invite, code, header.as_slice()).await;
+}
+
+/// Answers an inbound INVITE with 401 and the digest `challenge` (one
+/// `WWW-Authenticate` per algorithm, in order). The client ACKs it and sends a new
+/// INVITE with credentials.
+pub async fn challenge(
+    sip: &SipEndpoint,
+    invite: InboundInvite,
+    challenge: &crate::digest::Challenge,
+) {
+    let headers: Vec<(ezk_sip_types::Name, String)> = challenge
+        .www_authenticate
+        .iter()
+        .map(|v| (ezk_sip_types::Name::WWW_AUTHENTICATE, v.clone()))
+        .collect();
+    reject(sip, invite, 401, &headers).await;
+}
+
+/// Answers `invite` with the final `code` (300..=699, else 480) and `headers`, in
+/// a server INVITE transaction (ezk absorbs the ACK and retransmits the response).
+async fn reject(
+    sip: &SipEndpoint,
+    mut invite: InboundInvite,
+    code: u16,
+    headers: &[(ezk_sip_types::Name, String)],
+) {
     let code = if (300..=699).contains(&code) {
         code
     } else {
         480
     };
-    let response = sip
+    let mut response = sip
         .endpoint
         .create_response(&invite.request, StatusCode::from(code), None);
+    for (name, value) in headers {
+        response.msg.headers.insert(name.clone(), value.as_str());
+    }
     let tsx = sip.endpoint.create_server_inv_tsx(&mut invite.request);
     if let Err(e) = tsx.respond_failure(response).await {
         tracing::debug!(error = %e, code, "refusing an inbound INVITE failed");

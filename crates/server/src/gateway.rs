@@ -29,8 +29,11 @@
 //! drops every request from a source that is neither on an inbound trunk's
 //! allowlist nor an outbound trunk's address, without a response, and hands new
 //! INVITEs from inbound trunks to the hub. [`Gateway::screen_inbound`] decides on
-//! them ([`ringwire_pstn::inbound::InboundScreen`]: number owned and dispatched,
-//! caller E.164, a G.711 offer; refusals remembered by Call-ID), the controller
+//! them ([`ringwire_pstn::inbound::InboundScreen`]: digest credentials for trunks
+//! that have them (a 401 challenge first, never remembered), number owned and
+//! dispatched, caller E.164, a G.711 offer, the trunk's and the calling number's
+//! caps (a routed call counts until its leg is let go); refusals remembered by
+//! Call-ID), the controller
 //! rings the dispatch rule's user or puts the phone into its group call
 //! ([`CallController::start_gateway_call`](ringwire_signaling::controller::CallController::start_gateway_call)),
 //! and the leg ([`ringwire_pstn::sip::answer`]) rings (180) until the controller
@@ -45,7 +48,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use ringwire_media::codec::OpusConfig;
 use ringwire_pstn::config::{Cidr, DialRefusal, DispatchTarget, PortRange, PstnConfig};
-use ringwire_pstn::inbound::{InboundRoute, InboundScreen, Screening};
+use ringwire_pstn::inbound::{InboundRoute, InboundScreen, InboundSlot, Screening};
 use ringwire_pstn::limits::{DialLimiter, LimitExceeded};
 use ringwire_pstn::media::PhoneMediaConfig;
 use ringwire_pstn::rtp::DtmfDigit;
@@ -103,6 +106,8 @@ struct Leg {
     early_media: bool,
     /// Who dialed, for the per-caller caps (`None` for inbound legs).
     caller: Option<Identifier>,
+    /// An inbound leg's place in its trunk's and caller's caps.
+    inbound: Option<InboundSlot>,
 }
 
 /// An inbound call the screen let through, with its RTP socket, waiting for the
@@ -267,9 +272,7 @@ impl Gateway {
     ) -> Option<MediaCommand> {
         let pstn = self.pstn.as_mut()?;
         let leg = pstn.legs.remove(&(call_id.clone(), target.clone()))?;
-        if let Some(caller) = &leg.caller {
-            pstn.limits.finished(caller);
-        }
+        pstn.release(&leg);
         tracing::debug!(%call_id, %target, "hanging up phone leg");
         // A full queue means the leg is far behind; dropping the sender ends it too
         // (the leg treats a closed input as a hang-up). Inbound legs not yet answered
@@ -309,6 +312,22 @@ impl Gateway {
                 pstn.refuse(invite, code);
                 return None;
             }
+            Screening::Challenge(challenge) => {
+                tracing::debug!(%source, call_id = %summary.call_id, stale = challenge.stale, "inbound INVITE challenged (401)");
+                let sip = pstn.sip.clone();
+                pstn.tracker.spawn(async move {
+                    ringwire_pstn::sip::challenge(&sip, invite, &challenge).await;
+                });
+                return None;
+            }
+            Screening::Limited { code, retry_after } => {
+                tracing::info!(%source, call_id = %summary.call_id, code, ?retry_after, "inbound INVITE over a cap");
+                let sip = pstn.sip.clone();
+                pstn.tracker.spawn(async move {
+                    ringwire_pstn::sip::refuse_later(&sip, invite, code, retry_after).await;
+                });
+                return None;
+            }
             Screening::Route(route) => route,
         };
         let bind_ip = pstn.config.sip_listen.ip();
@@ -317,6 +336,7 @@ impl Gateway {
             Some((s, addr))
         }) else {
             tracing::warn!(range = ?pstn.config.rtp_ports, "no free RTP port for an inbound call");
+            pstn.screen.finished(&route.slot);
             pstn.screen.refused(&summary.call_id, 503, now);
             pstn.refuse(invite, 503);
             return None;
@@ -354,6 +374,7 @@ impl Gateway {
         } else {
             480
         };
+        pstn.screen.finished(&pending.route.slot);
         if let Ok(summary) = pending.invite.summary() {
             pstn.screen.refused(&summary.call_id, code, now);
         }
@@ -370,6 +391,7 @@ impl Gateway {
         let id = LegId(pstn.next_leg);
         let ssrc = (pstn.ssrc_seed ^ pstn.next_leg.wrapping_mul(0x9E37_79B9_7F4A_7C15)) as u32;
         let target = Identifier::Phone(pending.route.caller.clone());
+        let slot = pending.route.slot.clone();
         let request = AnswerRequest {
             offer: pending.route.offer,
             rtp: pending.rtp,
@@ -411,6 +433,7 @@ impl Gateway {
                 input,
                 early_media: false,
                 caller: None,
+                inbound: Some(slot),
             },
         );
     }
@@ -478,8 +501,8 @@ impl Gateway {
             }
             GatewayEvent::Ended(_) => {
                 let ended = pstn.legs.remove(&key);
-                if let Some(caller) = ended.as_ref().and_then(|l| l.caller.as_ref()) {
-                    pstn.limits.finished(caller);
+                if let Some(leg) = &ended {
+                    pstn.release(leg);
                 }
                 ended
                     .filter(|l| l.early_media)
@@ -502,6 +525,17 @@ fn leave(call_id: &CallId, target: &Identifier) -> MediaCommand {
 }
 
 impl Pstn {
+    /// A leg is over: it no longer counts against its caller's (outbound) or its
+    /// trunk's and calling number's (inbound) caps.
+    fn release(&mut self, leg: &Leg) {
+        if let Some(caller) = &leg.caller {
+            self.limits.finished(caller);
+        }
+        if let Some(slot) = &leg.inbound {
+            self.screen.finished(slot);
+        }
+    }
+
     /// Answers an inbound INVITE with a final `code`, off the hub's task.
     fn refuse(&self, invite: InboundInvite, code: u16) {
         let sip = self.sip.clone();
@@ -592,6 +626,7 @@ impl Pstn {
                 input,
                 early_media: false,
                 caller: Some(caller.clone()),
+                inbound: None,
             },
         );
         Ok(())

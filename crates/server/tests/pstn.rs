@@ -1289,12 +1289,11 @@ async fn inbound_server(
     // No outbound trunk is used; it points at a port nobody listens on.
     let nowhere = SocketAddr::from(([127, 0, 0, 1], free_port()));
     server_with(nowhere, |pstn| {
-        pstn.inbound = vec![ringwire_pstn::config::InboundTrunk {
-            name: "sipp-in".into(),
-            numbers: vec![OWNED.into()],
-            allowed_sources: vec!["127.0.0.1/32".into()],
-            credentials: None,
-        }];
+        pstn.inbound = vec![ringwire_pstn::config::InboundTrunk::new(
+            "sipp-in",
+            vec![OWNED.into()],
+            vec!["127.0.0.1/32".into()],
+        )];
         pstn.dispatch = vec![ringwire_pstn::config::DispatchRule {
             number: OWNED.into(),
             target,
