@@ -3,6 +3,7 @@
 //! dispatch rules from numbers to users or group calls).
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use ringwire_signaling::PhoneNumber;
@@ -17,8 +18,128 @@ pub enum SipTransport {
     /// UDP (RFC 3261 §18.1.1).
     #[default]
     Udp,
-    /// TCP.
+    /// TCP (RFC 3261 §18): the Request-URI carries `;transport=tcp`.
     Tcp,
+    /// TLS over TCP (RFC 3261 §26.2): a `sips:` Request-URI; the trunk's certificate
+    /// is checked against [`OutboundTrunk::tls`] (or the system's trust store).
+    Tls,
+}
+
+impl SipTransport {
+    /// Its name in configuration and in a URI's `transport` parameter.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            SipTransport::Udp => "udp",
+            SipTransport::Tcp => "tcp",
+            SipTransport::Tls => "tls",
+        }
+    }
+}
+
+/// How the gateway checks an outbound TLS trunk's certificate.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkTls {
+    /// PEM file with the CA certificate(s) the trunk's certificate must chain to.
+    /// Without it, the system's trust store.
+    #[serde(default)]
+    pub ca: Option<PathBuf>,
+    /// The DNS name the trunk's certificate must carry. The trunk's `address` is an
+    /// IP address: without a name, the certificate must name that address.
+    #[serde(default)]
+    pub server_name: Option<String>,
+}
+
+/// `[pstn.tls]`: the gateway's certificate, for a TLS listener (trunks that call in,
+/// or send in-dialog requests, over TLS) and as client certificate towards TLS trunks
+/// that ask for one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipTls {
+    /// Where the TLS listener binds; a fixed port, since it goes into our Contact.
+    pub listen: SocketAddr,
+    /// PEM certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
+/// Why the transport settings of `[pstn]` are not usable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TransportConfigError {
+    /// `tls` settings on a trunk that does not use TLS.
+    #[error(
+        "outbound trunk `{trunk}` has `tls` settings but transport = \"{transport}\"; they apply only to transport = \"tls\""
+    )]
+    TlsSettingsWithoutTls {
+        /// The trunk.
+        trunk: String,
+        /// Its transport.
+        transport: &'static str,
+    },
+    /// `tls.server_name` is not a DNS name.
+    #[error("outbound trunk `{trunk}`: tls.server_name `{name}` is not a DNS name")]
+    BadServerName {
+        /// The trunk.
+        trunk: String,
+        /// The name.
+        name: String,
+    },
+    /// Two trunks on one address with different transports: dialing picks the
+    /// transport by address.
+    #[error(
+        "outbound trunks `{first}` and `{second}` are both at {address} with different transports"
+    )]
+    AddressTransportClash {
+        /// The address.
+        address: SocketAddr,
+        /// The first trunk.
+        first: String,
+        /// The second trunk.
+        second: String,
+    },
+    /// Two TLS trunks on one IP address that trust differently: certificates are
+    /// checked per IP address.
+    #[error(
+        "outbound TLS trunks `{first}` and `{second}` share the IP address {ip} but not their `tls` settings"
+    )]
+    ConflictingTls {
+        /// The address.
+        ip: IpAddr,
+        /// The first trunk.
+        first: String,
+        /// The second trunk.
+        second: String,
+    },
+    /// `[pstn.tls] listen` without a port.
+    #[error("[pstn.tls] listen {0} needs a fixed port (it is advertised in our Contact)")]
+    TlsListenPortZero(SocketAddr),
+    /// `[pstn.tls] listen` is the TCP port `sip_listen` takes.
+    #[error("[pstn.tls] listen {0} is sip_listen's TCP port")]
+    TlsListenClash(SocketAddr),
+    /// A certificate, key or CA file that cannot be read or holds nothing usable.
+    #[error("{what} `{path}`: {message}")]
+    TlsFile {
+        /// What the file is for.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A TLS trunk without any certificate to trust.
+    #[error("outbound trunk `{trunk}` has no trust anchors: {message}")]
+    NoTrustAnchors {
+        /// The trunk.
+        trunk: String,
+        /// Why.
+        message: String,
+    },
+    /// rustls refused the settings (for example, a key that does not match).
+    #[error("TLS settings refused: {0}")]
+    Rustls(String),
 }
 
 /// Digest credentials (RFC 8760). Never logged: `Debug` hides the password.
@@ -46,9 +167,12 @@ pub struct OutboundTrunk {
     pub name: String,
     /// Where the trunk listens (`host:port`, an IP address on this version).
     pub address: SocketAddr,
-    /// Transport.
+    /// Transport (`udp`, `tcp` or `tls`).
     #[serde(default)]
     pub transport: SipTransport,
+    /// How to check the trunk's certificate (`transport = "tls"` only).
+    #[serde(default)]
+    pub tls: Option<TrunkTls>,
     /// Digest credentials, answered when the trunk challenges.
     #[serde(default)]
     pub credentials: Option<Credentials>,
@@ -153,6 +277,10 @@ pub struct PortRange {
 pub struct PstnConfig {
     /// Where the gateway's SIP endpoint listens (UDP, and TCP when a trunk uses it).
     pub sip_listen: SocketAddr,
+    /// The gateway's certificate: a TLS listener, and the client certificate
+    /// towards TLS trunks. Outbound TLS works without it.
+    #[serde(default)]
+    pub tls: Option<SipTls>,
     /// The address put in SDP `c=` and SIP Contact (defaults to `sip_listen`'s IP).
     #[serde(default)]
     pub advertised_ip: Option<IpAddr>,
@@ -299,6 +427,8 @@ impl PstnConfig {
                 }
             }
         }
+        self.validate_transports()
+            .map_err(|e| Error::Config(e.to_string()))?;
         let mut owned = std::collections::BTreeSet::new();
         for t in &self.inbound {
             if t.allowed_sources.is_empty() {
@@ -381,6 +511,72 @@ impl PstnConfig {
         Ok(())
     }
 
+    /// Checks the transport settings: `tls` only on TLS trunks, server names,
+    /// one transport per trunk address, one set of `tls` settings per TLS trunk IP
+    /// address, and `[pstn.tls] listen` (a fixed port, not sip_listen's). Files are
+    /// read when the gateway starts.
+    ///
+    /// # Errors
+    /// The first [`TransportConfigError`] found.
+    pub fn validate_transports(&self) -> Result<(), TransportConfigError> {
+        for (i, t) in self.outbound.iter().enumerate() {
+            if let Some(tls) = &t.tls {
+                if t.transport != SipTransport::Tls {
+                    return Err(TransportConfigError::TlsSettingsWithoutTls {
+                        trunk: t.name.clone(),
+                        transport: t.transport.name(),
+                    });
+                }
+                if let Some(name) = &tls.server_name {
+                    let dns = matches!(
+                        rustls::pki_types::ServerName::try_from(name.as_str()),
+                        Ok(rustls::pki_types::ServerName::DnsName(_))
+                    );
+                    if !dns {
+                        return Err(TransportConfigError::BadServerName {
+                            trunk: t.name.clone(),
+                            name: name.clone(),
+                        });
+                    }
+                }
+            }
+            for earlier in &self.outbound[..i] {
+                if earlier.address == t.address && earlier.transport != t.transport {
+                    return Err(TransportConfigError::AddressTransportClash {
+                        address: t.address,
+                        first: earlier.name.clone(),
+                        second: t.name.clone(),
+                    });
+                }
+                let both_tls =
+                    earlier.transport == SipTransport::Tls && t.transport == SipTransport::Tls;
+                if both_tls && earlier.address.ip() == t.address.ip() && earlier.tls != t.tls {
+                    return Err(TransportConfigError::ConflictingTls {
+                        ip: t.address.ip(),
+                        first: earlier.name.clone(),
+                        second: t.name.clone(),
+                    });
+                }
+            }
+        }
+        if let Some(tls) = &self.tls {
+            if tls.listen.port() == 0 {
+                return Err(TransportConfigError::TlsListenPortZero(tls.listen));
+            }
+            let tcp = self
+                .outbound
+                .iter()
+                .any(|t| t.transport == SipTransport::Tcp);
+            let same_ip = tls.listen.ip() == self.sip_listen.ip()
+                || tls.listen.ip().is_unspecified()
+                || self.sip_listen.ip().is_unspecified();
+            if tcp && same_ip && tls.listen.port() == self.sip_listen.port() {
+                return Err(TransportConfigError::TlsListenClash(tls.listen));
+            }
+        }
+        Ok(())
+    }
+
     /// The trunk to dial `number` through, and the caller id to present, or why not.
     /// International destinations are off unless a trunk lists their country code.
     ///
@@ -444,6 +640,7 @@ mod tests {
     fn sample() -> PstnConfig {
         PstnConfig {
             sip_listen: "127.0.0.1:5060".parse().unwrap(),
+            tls: None,
             advertised_ip: None,
             rtp_ports: PortRange {
                 first: 20000,
@@ -453,6 +650,7 @@ mod tests {
                 name: "carrier".into(),
                 address: "127.0.0.1:5070".parse().unwrap(),
                 transport: SipTransport::Udp,
+                tls: None,
                 credentials: Some(Credentials {
                     username: "u".into(),
                     password: "secret-pw".into(),
@@ -551,6 +749,105 @@ mod tests {
         let mut none = sample();
         none.outbound.clear();
         assert_eq!(none.route(&us, None).unwrap_err(), DialRefusal::NoTrunk);
+    }
+
+    fn tls_trunk(name: &str, address: &str) -> OutboundTrunk {
+        OutboundTrunk {
+            name: name.into(),
+            address: address.parse().unwrap(),
+            transport: SipTransport::Tls,
+            tls: Some(TrunkTls {
+                ca: Some("/etc/ringwire/carrier-ca.pem".into()),
+                server_name: Some("sip.carrier.example".into()),
+            }),
+            credentials: None,
+            caller_ids: Vec::new(),
+            allowed_country_codes: vec!["44".into()],
+        }
+    }
+
+    #[test]
+    fn transport_settings_are_checked() {
+        let mut c = sample();
+        c.outbound.push(tls_trunk("secure", "192.0.2.10:5061"));
+        c.outbound.push(OutboundTrunk {
+            transport: SipTransport::Tcp,
+            ..tls_trunk("tcp", "192.0.2.11:5060")
+        });
+        c.outbound[2].tls = None;
+        c.tls = Some(SipTls {
+            listen: "127.0.0.1:5061".parse().unwrap(),
+            cert: "/etc/ringwire/sip.pem".into(),
+            key: "/etc/ringwire/sip.key".into(),
+        });
+        c.validate().unwrap();
+        // No CA file: the system's trust store; no name: the IP address.
+        c.outbound[1].tls = None;
+        c.validate().unwrap();
+
+        let mut bad = c.clone();
+        bad.outbound[2].tls = Some(TrunkTls::default());
+        assert_eq!(
+            bad.validate_transports().unwrap_err(),
+            TransportConfigError::TlsSettingsWithoutTls {
+                trunk: "tcp".into(),
+                transport: "tcp",
+            }
+        );
+        assert!(bad.validate().unwrap_err().to_string().contains("`tcp`"));
+
+        let mut bad = c.clone();
+        bad.outbound[1].tls = Some(TrunkTls {
+            ca: None,
+            server_name: Some("192.0.2.10".into()),
+        });
+        assert!(matches!(
+            bad.validate_transports(),
+            Err(TransportConfigError::BadServerName { .. })
+        ));
+
+        let mut bad = c.clone();
+        bad.outbound.push(OutboundTrunk {
+            transport: SipTransport::Udp,
+            tls: None,
+            ..tls_trunk("same-address", "192.0.2.11:5060")
+        });
+        assert!(matches!(
+            bad.validate_transports(),
+            Err(TransportConfigError::AddressTransportClash { .. })
+        ));
+
+        let mut bad = c.clone();
+        bad.outbound.push(tls_trunk("same-ip", "192.0.2.10:5071"));
+        assert_eq!(
+            bad.validate_transports().unwrap_err(),
+            TransportConfigError::ConflictingTls {
+                ip: "192.0.2.10".parse().unwrap(),
+                first: "secure".into(),
+                second: "same-ip".into(),
+            }
+        );
+        // The same settings on the same IP address are fine.
+        bad.outbound[3].tls = None;
+        bad.validate_transports().unwrap();
+
+        let mut bad = c.clone();
+        if let Some(tls) = bad.tls.as_mut() {
+            tls.listen = "127.0.0.1:0".parse().unwrap();
+        }
+        assert!(matches!(
+            bad.validate_transports(),
+            Err(TransportConfigError::TlsListenPortZero(_))
+        ));
+
+        let mut bad = c;
+        if let Some(tls) = bad.tls.as_mut() {
+            tls.listen = "0.0.0.0:5060".parse().unwrap();
+        }
+        assert!(matches!(
+            bad.validate_transports(),
+            Err(TransportConfigError::TlsListenClash(_))
+        ));
     }
 
     #[test]

@@ -604,6 +604,7 @@ mod tests {
             media_timeout: Duration::from_secs(20),
             max_calls_per_identity: 4,
             calls_per_minute_per_identity: 10,
+            tls: None,
         }
     }
 

@@ -10,6 +10,7 @@
 //! [`PhoneMedia`](crate::media::PhoneMedia), where the media decisions live.
 
 use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,10 +31,20 @@ use ezk_sip_ua::invite::initiator::{EarlyResponse, InviteInitiator, Response};
 use ezk_sip_ua::invite::{InviteLayer, create_ack};
 use ringwire_signaling::EndReason;
 use ringwire_signaling::controller::GatewayEvent;
+use rustls::DigitallySignedStruct;
+use rustls::RootCertStore;
+use rustls::SignatureScheme;
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
-use crate::config::{Cidr, Credentials};
+use crate::config::{
+    Cidr, Credentials, OutboundTrunk, PstnConfig, SipTls, SipTransport, TransportConfigError,
+};
 use crate::error::{Error, Malformed};
 use crate::g711::G711;
 use crate::inbound::InviteSummary;
@@ -56,12 +67,21 @@ pub fn end_reason(code: u16) -> EndReason {
     }
 }
 
-/// Our SIP endpoint (UDP).
+/// Our SIP endpoint: UDP always; TCP, TLS towards trunks and a TLS listener as
+/// [`SipEndpoint::start`] reads them from `[pstn]`. Transports are ezk's own
+/// (`ezk_sip_core::transport`); rustls runs on the workspace's one crypto provider,
+/// aws-lc-rs, named explicitly.
 #[derive(Clone)]
 pub struct SipEndpoint {
     endpoint: Endpoint,
     advertised: IpAddr,
     port: u16,
+    /// How each configured trunk is dialed; an address not in it is dialed over UDP.
+    trunks: Arc<[(SocketAddr, SipTransport)]>,
+    /// The TLS listener's port, for our Contact towards TLS trunks.
+    tls_port: Option<u16>,
+    /// Checks TLS trunks' certificates and remembers why one was refused.
+    verifier: Option<Arc<TrunkVerifier>>,
 }
 
 impl std::fmt::Debug for SipEndpoint {
@@ -69,12 +89,14 @@ impl std::fmt::Debug for SipEndpoint {
         f.debug_struct("SipEndpoint")
             .field("advertised", &self.advertised)
             .field("port", &self.port)
+            .field("trunks", &self.trunks)
+            .field("tls_port", &self.tls_port)
             .finish_non_exhaustive()
     }
 }
 
 impl SipEndpoint {
-    /// Binds the SIP socket.
+    /// Binds a UDP-only SIP endpoint (every trunk is dialed over UDP).
     ///
     /// # Errors
     /// [`Error::Io`] when the address cannot be bound.
@@ -88,27 +110,420 @@ impl SipEndpoint {
         advertised: Option<IpAddr>,
         gate: Option<InboundGate>,
     ) -> Result<Self, Error> {
-        let mut builder = Endpoint::builder();
-        if let Some(gate) = gate {
-            // First, so nothing from an unknown source reaches the other layers.
-            builder.add_layer(gate);
-        }
-        builder.add_layer(DialogLayer::default());
-        builder.add_layer(InviteLayer::default());
-        builder.user_agent("ringwire");
+        let mut builder = builder(gate);
         let tp = builder.bind_udp(listen).await?;
         let bound = tp.bound();
         Ok(SipEndpoint {
             endpoint: builder.build(),
             advertised: advertised.unwrap_or(bound.ip()),
             port: bound.port(),
+            trunks: Arc::new([]),
+            tls_port: None,
+            verifier: None,
         })
     }
 
-    /// The bound SIP port.
+    /// Starts the endpoint `config` describes: UDP on `sip_listen`; TCP on the same
+    /// port when an outbound trunk uses TCP; a rustls connector checking each TLS
+    /// trunk's certificate against its CA file (or the system's trust store) and
+    /// server name; a TLS listener on `[pstn.tls] listen` when a certificate is
+    /// configured. Each trunk is then dialed over its own transport. `gate` as in
+    /// [`SipEndpoint::bind`].
+    ///
+    /// # Errors
+    /// [`Error::Config`] for unusable transport settings or TLS files
+    /// ([`TransportConfigError`]), [`Error::Io`] when a socket cannot be bound.
+    pub async fn start(config: &PstnConfig, gate: Option<InboundGate>) -> Result<Self, Error> {
+        let config_error = |e: TransportConfigError| Error::Config(e.to_string());
+        config.validate_transports().map_err(config_error)?;
+        // Read every file before binding anything.
+        let own = config.tls.as_ref().map(load_own_certificate).transpose();
+        let own = own.map_err(config_error)?;
+        let tls_trunks: Vec<&OutboundTrunk> = config
+            .outbound
+            .iter()
+            .filter(|t| t.transport == SipTransport::Tls)
+            .collect();
+        let verifier = if tls_trunks.is_empty() {
+            None
+        } else {
+            Some(Arc::new(
+                TrunkVerifier::new(&tls_trunks).map_err(config_error)?,
+            ))
+        };
+        let mut builder = builder(gate);
+        let tp = builder.bind_udp(config.sip_listen).await?;
+        let bound = tp.bound();
+        if config
+            .outbound
+            .iter()
+            .any(|t| t.transport == SipTransport::Tcp)
+        {
+            // The UDP port, so one port serves both (RFC 3261 §18).
+            builder
+                .listen_tcp(SocketAddr::new(config.sip_listen.ip(), bound.port()))
+                .await?;
+        }
+        if let Some(verifier) = &verifier {
+            let client = client_config(verifier.clone(), own.clone()).map_err(config_error)?;
+            builder.use_rustls_connector(tokio_rustls::TlsConnector::from(client));
+        }
+        let mut tls_port = None;
+        if let (Some(tls), Some((chain, key))) = (&config.tls, own) {
+            let server = server_config(chain, key).map_err(config_error)?;
+            builder
+                .listen_rustls(tls.listen, tokio_rustls::TlsAcceptor::from(server))
+                .await?;
+            tls_port = Some(tls.listen.port());
+        }
+        Ok(SipEndpoint {
+            endpoint: builder.build(),
+            advertised: config.advertised_ip.unwrap_or(bound.ip()),
+            port: bound.port(),
+            trunks: config
+                .outbound
+                .iter()
+                .map(|t| (t.address, t.transport))
+                .collect(),
+            tls_port,
+            verifier,
+        })
+    }
+
+    /// The bound SIP port (UDP, and TCP when a trunk uses it).
     #[must_use]
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The transport `trunk` is dialed over.
+    #[must_use]
+    pub fn transport_to(&self, trunk: SocketAddr) -> SipTransport {
+        self.trunks
+            .iter()
+            .find(|(a, _)| *a == trunk)
+            .map_or(SipTransport::Udp, |(_, t)| *t)
+    }
+
+    /// The Request-URI for `number` at `trunk`, our From and our Contact, for the
+    /// trunk's transport: `;transport=tcp` over TCP, `sips:` over TLS (with
+    /// `;transport=tls` as well: ezk picks a transport for an IP address by that
+    /// parameter only). Via is ezk's, naming the transport the request goes over.
+    fn outbound_uris(
+        &self,
+        trunk: SocketAddr,
+        number: &str,
+        from_user: &str,
+    ) -> (String, String, String) {
+        let host = SocketAddr::new(self.advertised, self.port);
+        let from = format!("sip:{from_user}@{host}");
+        match self.transport_to(trunk) {
+            SipTransport::Udp => (
+                format!("sip:{number}@{trunk}"),
+                from,
+                format!("sip:ringwire@{host}"),
+            ),
+            SipTransport::Tcp => (
+                format!("sip:{number}@{trunk};transport=tcp"),
+                from,
+                format!("sip:ringwire@{host};transport=tcp"),
+            ),
+            SipTransport::Tls => {
+                // Without a listener, the trunk sends in-dialog requests over the
+                // connection we opened (RFC 5923 reuse); our port is all we can name.
+                let contact = SocketAddr::new(self.advertised, self.tls_port.unwrap_or(self.port));
+                (
+                    format!("sips:{number}@{trunk};transport=tls"),
+                    from,
+                    format!("sips:ringwire@{contact};transport=tls"),
+                )
+            }
+        }
+    }
+
+    /// Why `trunk` could not be reached, when a request to it failed to go out.
+    fn unreachable(&self, trunk: SocketAddr) -> EndReason {
+        match self.transport_to(trunk) {
+            SipTransport::Udp => EndReason::server_error(),
+            SipTransport::Tcp => EndReason::new(503, 4803, "the SIP trunk could not be reached"),
+            SipTransport::Tls => {
+                if self
+                    .verifier
+                    .as_ref()
+                    .is_some_and(|v| v.refused(trunk.ip()))
+                {
+                    EndReason::new(503, 4804, "the SIP trunk's TLS certificate is not trusted")
+                } else {
+                    EndReason::new(503, 4803, "the SIP trunk could not be reached")
+                }
+            }
+        }
+    }
+}
+
+/// The ezk endpoint builder with our layers (the gate first, when there is one).
+fn builder(gate: Option<InboundGate>) -> ezk_sip_core::EndpointBuilder {
+    let mut builder = Endpoint::builder();
+    if let Some(gate) = gate {
+        // First, so nothing from an unknown source reaches the other layers.
+        builder.add_layer(gate);
+    }
+    builder.add_layer(DialogLayer::default());
+    builder.add_layer(InviteLayer::default());
+    builder.user_agent("ringwire");
+    builder
+}
+
+/// The workspace's one rustls crypto provider (as the server's HTTPS and QUIC).
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+type OwnCertificate = (Vec<CertificateDer<'static>>, Arc<PrivateKeyDer<'static>>);
+
+/// Reads `[pstn.tls]`'s certificate chain and key.
+fn load_own_certificate(tls: &SipTls) -> Result<OwnCertificate, TransportConfigError> {
+    let chain = read_certificates("[pstn.tls] cert", &tls.cert)?;
+    let key =
+        PrivateKeyDer::from_pem_file(&tls.key).map_err(|e| TransportConfigError::TlsFile {
+            what: "[pstn.tls] key",
+            path: tls.key.clone(),
+            message: e.to_string(),
+        })?;
+    Ok((chain, Arc::new(key)))
+}
+
+/// The certificates in a PEM file; none is an error.
+fn read_certificates(
+    what: &'static str,
+    path: &Path,
+) -> Result<Vec<CertificateDer<'static>>, TransportConfigError> {
+    let file_error = |message: String| TransportConfigError::TlsFile {
+        what,
+        path: path.to_owned(),
+        message,
+    };
+    let certificates = CertificateDer::pem_file_iter(path)
+        .map_err(|e| file_error(e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| file_error(e.to_string()))?;
+    if certificates.is_empty() {
+        return Err(file_error("no certificate in the file".to_owned()));
+    }
+    Ok(certificates)
+}
+
+/// Towards TLS trunks: TLS 1.2 and 1.3, certificates checked by `verifier`, our own
+/// certificate for trunks that ask for one.
+fn client_config(
+    verifier: Arc<TrunkVerifier>,
+    own: Option<OwnCertificate>,
+) -> Result<Arc<rustls::ClientConfig>, TransportConfigError> {
+    let rustls_error = |e: rustls::Error| TransportConfigError::Rustls(e.to_string());
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(rustls_error)?
+        .dangerous()
+        // Not a way around verification: TrunkVerifier hands every certificate to
+        // rustls' WebPkiServerVerifier with the trunk's own roots and name.
+        .with_custom_certificate_verifier(verifier);
+    let config = match own {
+        Some((chain, key)) => builder
+            .with_client_auth_cert(chain, key.clone_key())
+            .map_err(rustls_error)?,
+        None => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(config))
+}
+
+/// The TLS listener's: TLS 1.2 and 1.3, our certificate, no client certificates
+/// (inbound trunks are admitted by source address, as over UDP).
+fn server_config(
+    chain: Vec<CertificateDer<'static>>,
+    key: Arc<PrivateKeyDer<'static>>,
+) -> Result<Arc<rustls::ServerConfig>, TransportConfigError> {
+    let rustls_error = |e: rustls::Error| TransportConfigError::Rustls(e.to_string());
+    let config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(rustls_error)?
+        .with_no_client_auth()
+        .with_single_cert(chain, key.clone_key())
+        .map_err(rustls_error)?;
+    Ok(Arc::new(config))
+}
+
+/// One TLS trunk's trust: the roots and the name its certificate must carry.
+#[derive(Debug)]
+struct TrustedTrunk {
+    ip: IpAddr,
+    name: ServerName<'static>,
+    verifier: Arc<WebPkiServerVerifier>,
+}
+
+/// Checks TLS trunks' certificates. ezk has one rustls connector per endpoint and
+/// names the server by the Request-URI's host, our trunk's IP address; this finds the
+/// trunk by that address and has rustls' WebPKI verifier check the certificate
+/// against the trunk's own roots and configured name. Refusals are remembered per
+/// address, so a failed dial can say why.
+#[derive(Debug)]
+struct TrunkVerifier {
+    trunks: Vec<TrustedTrunk>,
+    provider: Arc<CryptoProvider>,
+    refused: std::sync::Mutex<Vec<IpAddr>>,
+}
+
+impl TrunkVerifier {
+    fn new(trunks: &[&OutboundTrunk]) -> Result<Self, TransportConfigError> {
+        let provider = provider();
+        let mut system: Option<Arc<RootCertStore>> = None;
+        let mut trusted = Vec::new();
+        for t in trunks {
+            let settings = t.tls.clone().unwrap_or_default();
+            let no_anchors = |message: String| TransportConfigError::NoTrustAnchors {
+                trunk: t.name.clone(),
+                message,
+            };
+            let roots = match &settings.ca {
+                Some(path) => {
+                    let mut roots = RootCertStore::empty();
+                    for certificate in read_certificates("tls.ca", path)? {
+                        roots
+                            .add(certificate)
+                            .map_err(|e| no_anchors(format!("`{}`: {e}", path.display())))?;
+                    }
+                    Arc::new(roots)
+                }
+                None => match &system {
+                    Some(roots) => roots.clone(),
+                    None => {
+                        let found = rustls_native_certs::load_native_certs();
+                        let mut roots = RootCertStore::empty();
+                        roots.add_parsable_certificates(found.certs);
+                        if roots.is_empty() {
+                            return Err(no_anchors(
+                                "no tls.ca configured and the system trust store is empty"
+                                    .to_owned(),
+                            ));
+                        }
+                        let roots = Arc::new(roots);
+                        system = Some(roots.clone());
+                        roots
+                    }
+                },
+            };
+            let name = match &settings.server_name {
+                Some(n) => ServerName::try_from(n.clone()).map_err(|_| {
+                    TransportConfigError::BadServerName {
+                        trunk: t.name.clone(),
+                        name: n.clone(),
+                    }
+                })?,
+                None => ServerName::IpAddress(t.address.ip().into()),
+            };
+            let verifier = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+                .build()
+                .map_err(|e| no_anchors(e.to_string()))?;
+            trusted.push(TrustedTrunk {
+                ip: t.address.ip(),
+                name,
+                verifier,
+            });
+        }
+        Ok(TrunkVerifier {
+            trunks: trusted,
+            provider,
+            refused: std::sync::Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Whether the last certificate from `ip` was refused.
+    fn refused(&self, ip: IpAddr) -> bool {
+        let refused = self
+            .refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        refused.contains(&ip)
+    }
+
+    fn remember(&self, ip: IpAddr, ok: bool) {
+        let mut refused = self
+            .refused
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        refused.retain(|r| *r != ip);
+        if !ok {
+            refused.push(ip);
+        }
+    }
+}
+
+impl ServerCertVerifier for TrunkVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let trunk = match server_name {
+            ServerName::IpAddress(ip) => {
+                let ip = IpAddr::from(*ip);
+                self.trunks.iter().find(|t| t.ip == ip)
+            }
+            _ => None,
+        };
+        let Some(trunk) = trunk else {
+            return Err(rustls::Error::General(format!(
+                "{server_name:?} is not a configured TLS trunk"
+            )));
+        };
+        let verified = trunk.verifier.verify_server_cert(
+            end_entity,
+            intermediates,
+            &trunk.name,
+            ocsp_response,
+            now,
+        );
+        if let Err(error) = &verified {
+            tracing::warn!(trunk = %trunk.ip, %error, "SIP trunk's TLS certificate refused");
+        }
+        self.remember(trunk.ip, verified.is_ok());
+        verified
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -239,13 +654,11 @@ async fn run_outbound(
     output: &mpsc::Sender<LegOutput>,
 ) -> Result<EndReason, Error> {
     let bad_uri = |_| Error::Config("cannot build a SIP URI for the trunk".into());
-    let target: SipUri = format!("sip:{}@{}", request.number, request.trunk)
-        .parse()
-        .map_err(bad_uri)?;
     let from_user = request.caller_id.as_deref().unwrap_or("anonymous");
-    let host = SocketAddr::new(sip.advertised, sip.port);
-    let from: SipUri = format!("sip:{from_user}@{host}").parse().map_err(bad_uri)?;
-    let contact: SipUri = format!("sip:ringwire@{host}").parse().map_err(bad_uri)?;
+    let (target, from, contact) = sip.outbound_uris(request.trunk, &request.number, from_user);
+    let target: SipUri = target.parse().map_err(bad_uri)?;
+    let from: SipUri = from.parse().map_err(bad_uri)?;
+    let contact: SipUri = contact.parse().map_err(bad_uri)?;
     let mut initiator = InviteInitiator::new(
         sip.endpoint.clone(),
         NameAddr::uri(from),
@@ -263,7 +676,11 @@ async fn run_outbound(
         ));
         DigestAuthenticator::new(credentials)
     });
-    send_invite(&mut initiator, auth.as_mut(), &offer).await?;
+    // Over TCP and TLS the first INVITE opens the connection (or finds ezk's open one).
+    if let Err(e) = send_invite(&mut initiator, auth.as_mut(), &offer).await {
+        tracing::debug!(error = %e, trunk = %request.trunk, "INVITE not sent");
+        return Ok(sip.unreachable(request.trunk));
+    }
 
     let mut media = PhoneMedia::new(request.media)?;
     let ring_deadline = tokio::time::Instant::now() + request.ring_timeout;
@@ -817,4 +1234,115 @@ async fn flush(media: &mut PhoneMedia, socket: &UdpSocket) {
 
 fn sip_error(e: ezk_sip_core::Error) -> Error {
     Error::Sip(e.to_string())
+}
+
+#[cfg(test)]
+mod transport_tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::{PortRange, TrunkTls};
+
+    fn config(transport: SipTransport, tls: Option<TrunkTls>) -> PstnConfig {
+        PstnConfig {
+            sip_listen: "127.0.0.1:0".parse().unwrap(),
+            tls: None,
+            advertised_ip: None,
+            rtp_ports: PortRange {
+                first: 20000,
+                last: 20099,
+            },
+            outbound: vec![OutboundTrunk {
+                name: "carrier".into(),
+                address: "127.0.0.1:5061".parse().unwrap(),
+                transport,
+                tls,
+                credentials: None,
+                caller_ids: Vec::new(),
+                allowed_country_codes: vec!["1".into()],
+            }],
+            inbound: Vec::new(),
+            dispatch: Vec::new(),
+            ring_timeout: Duration::from_secs(30),
+            max_call_duration: Duration::from_secs(3600),
+            media_timeout: Duration::from_secs(20),
+            max_calls_per_identity: 4,
+            calls_per_minute_per_identity: 10,
+        }
+    }
+
+    #[tokio::test]
+    async fn uris_name_the_trunks_transport() {
+        let trunk: SocketAddr = "127.0.0.1:5061".parse().unwrap();
+        let udp = SipEndpoint::bind("127.0.0.1:0".parse().unwrap(), None, None)
+            .await
+            .unwrap();
+        let port = udp.port();
+        assert_eq!(
+            udp.outbound_uris(trunk, "+15551230000", "+15550001111"),
+            (
+                "sip:+15551230000@127.0.0.1:5061".to_owned(),
+                format!("sip:+15550001111@127.0.0.1:{port}"),
+                format!("sip:ringwire@127.0.0.1:{port}"),
+            )
+        );
+
+        let tcp = SipEndpoint::start(&config(SipTransport::Tcp, None), None)
+            .await
+            .unwrap();
+        let port = tcp.port();
+        // TCP listens on the UDP port.
+        assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_err());
+        let (target, _, contact) = tcp.outbound_uris(trunk, "+15551230000", "anonymous");
+        assert_eq!(target, "sip:+15551230000@127.0.0.1:5061;transport=tcp");
+        assert_eq!(
+            contact,
+            format!("sip:ringwire@127.0.0.1:{port};transport=tcp")
+        );
+        // An address that is no configured trunk is dialed over UDP.
+        let other: SocketAddr = "127.0.0.1:5999".parse().unwrap();
+        assert_eq!(tcp.transport_to(other), SipTransport::Udp);
+        for uri in [target, contact] {
+            uri.parse::<SipUri>().unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn tls_files_that_cannot_be_used_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing-ca.pem");
+        let tls = TrunkTls {
+            ca: Some(missing.clone()),
+            server_name: Some("sip.carrier.example".into()),
+        };
+        let error = SipEndpoint::start(&config(SipTransport::Tls, Some(tls)), None)
+            .await
+            .unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("tls.ca"), "{message}");
+        assert!(message.contains("missing-ca.pem"), "{message}");
+
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let tls = TrunkTls {
+            ca: Some(empty),
+            server_name: None,
+        };
+        let error = SipEndpoint::start(&config(SipTransport::Tls, Some(tls)), None)
+            .await
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("no certificate in the file"),
+            "{error}"
+        );
+
+        let mut listener = config(SipTransport::Udp, None);
+        listener.tls = Some(SipTls {
+            listen: "127.0.0.1:5061".parse().unwrap(),
+            cert: dir.path().join("gateway.pem"),
+            key: dir.path().join("gateway.key"),
+        });
+        let error = SipEndpoint::start(&listener, None).await.unwrap_err();
+        assert!(error.to_string().contains("[pstn.tls] cert"), "{error}");
+    }
 }

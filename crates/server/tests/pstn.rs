@@ -467,6 +467,7 @@ async fn server_with(
     let dir = tempfile::tempdir().unwrap();
     let mut pstn = PstnConfig {
         sip_listen: "127.0.0.1:0".parse().unwrap(),
+        tls: None,
         advertised_ip: None,
         // Below the ephemeral range, so sipp's ports never collide with it.
         rtp_ports: PortRange {
@@ -477,6 +478,7 @@ async fn server_with(
             name: "sipp".into(),
             address: trunk,
             transport: SipTransport::Udp,
+            tls: None,
             credentials: None,
             caller_ids: vec!["+15550001111".into()],
             allowed_country_codes: vec!["1".into()],
