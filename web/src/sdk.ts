@@ -552,7 +552,8 @@ export class RemoteParticipant extends EventTarget {
  * A call this agent is in. Events: `stateChanged`, `isMutedChanged`,
  * `remoteParticipantsUpdated` (`detail.added`, `detail.removed`),
  * `dominantSpeakersChanged`, `localVideoStreamsUpdated`, `remoteAudioStream`
- * (`detail.stream`: the call's mixed audio), `requestFailed` (`detail.code`, `detail.message`).
+ * (`detail.stream`: the call's mixed audio), `dtmfReceived` (`detail.from`, `detail.digits`:
+ * keys a phone participant pressed), `requestFailed` (`detail.code`, `detail.message`).
  */
 export class Call extends EventTarget {
   /** @internal */ media: CallMedia | undefined;
@@ -647,6 +648,10 @@ export class Call extends EventTarget {
   /** Leaves the call, or ends it for everyone. */
   async hangUp(options: { forEveryone?: boolean } = {}): Promise<void> {
     this.agent.run(() => this.agent.session.hangUp(this.id, options.forEveryone ?? false));
+  }
+  /** Sends DTMF tones (`0-9`, `*`, `#`, `A-D`, up to 32) to the call's phone participants. */
+  sendDtmf(digits: string): void {
+    this.agent.run(() => this.agent.session.sendDtmf(this.id, digits));
   }
   /** Invites someone (a 1:1 call becomes a group call). */
   addParticipant(target: Identifier): void {
@@ -863,6 +868,9 @@ export class Call extends EventTarget {
         return;
       case "dominant_speakers_changed":
         this.dispatchEvent(new Event("dominantSpeakersChanged"));
+        return;
+      case "dtmf_received":
+        this.dispatchEvent(new CustomEvent("dtmfReceived", { detail: { from: e.from, digits: e.digits } }));
         return;
       case "remote_video_added":
       case "remote_video_changed":

@@ -74,6 +74,8 @@ export type SessionEvent =
   | { type: "participant_removed"; call_id: CallId; id: Identifier; reason?: EndReason }
   | { type: "mute_changed"; call_id: CallId; muted: boolean }
   | { type: "dominant_speakers_changed"; call_id: CallId; speakers: Identifier[] }
+  /** A participant (a phone) pressed keys: RFC 4733 DTMF from its leg, in order. */
+  | { type: "dtmf_received"; call_id: CallId; from: Identifier; digits: string }
   /** A remote participant started sending a video stream. */
   | { type: "remote_video_added"; call_id: CallId; participant: Identifier; stream: VideoStream }
   /** A remote participant's stream changed size (their source switched); it goes on. */
@@ -450,6 +452,11 @@ export class ClientSession {
         }
         return;
       }
+      case "dtmf":
+        if (this.liveCall(message.call_id)) {
+          this.events.push({ type: "dtmf_received", call_id: message.call_id, from: message.from, digits: message.digits });
+        }
+        return;
       case "video_slots": {
         const call = this.liveCall(message.call_id);
         if (call && !same(call._videoSlots, message.slots)) {
@@ -649,6 +656,17 @@ export class ClientSession {
     if (!call._video.some((s) => s.kind === kind)) return;
     call._video = call._video.filter((s) => s.kind !== kind);
     this.transmits.push({ type: "stop_video", call_id: callId, kind });
+  }
+
+  /**
+   * Sends DTMF `digits` (1 to 32 of `0-9`, `*`, `#`, `A-D`) to the call's phone
+   * participants; the gateway plays them as RFC 4733 events on each phone leg.
+   */
+  sendDtmf(callId: CallId, digits: string, _now?: number): void {
+    if (!/^[0-9*#A-D]{1,32}$/.test(digits)) {
+      throw new SessionError("invalid_argument", "invalid argument: DTMF digits are 1 to 32 of 0-9, *, #, A-D");
+    }
+    this.simpleCommand(callId, "media", { type: "send_dtmf", call_id: callId, digits });
   }
 
   /** Invites `target` into the call (a 1:1 call becomes a group call). */

@@ -565,3 +565,33 @@ test("ended calls are pruned beyond the limit, oldest first", () => {
   assert.equal(h.session.call(ids[0]!), undefined);
   assert.ok(h.session.call(ids[39]!));
 });
+
+test("DTMF: digits go to the server, a phone's keys come back as events", () => {
+  const h = new Harness();
+  h.connect();
+  const PHONE = "4:+15551230000";
+  const id = h.session.startCall([PHONE], { video: false });
+  h.take();
+  h.server({ type: "participant", call_id: id, participant: p(PHONE, "connected") });
+  h.server({ type: "call_state", call_id: id, state: "connected" });
+  h.take();
+
+  h.session.sendDtmf(id, "12*#AD");
+  assert.deepEqual(h.take().sent, [{ type: "send_dtmf", call_id: id, digits: "12*#AD" }]);
+  for (const bad of ["", "x", "1 2", "E", "1".repeat(33)]) {
+    assert.throws(() => h.session.sendDtmf(id, bad), sessionError("invalid_argument"), JSON.stringify(bad));
+  }
+  assert.throws(() => h.session.sendDtmf("0".repeat(32), "1"), sessionError("unknown_call"));
+  assert.deepEqual(h.take().sent, [], "refused digits send nothing");
+
+  h.server({ type: "dtmf", call_id: id, from: PHONE, digits: "1" });
+  assert.deepEqual(h.take().events, [{ type: "dtmf_received", call_id: id, from: PHONE, digits: "1" }]);
+
+  // Keys for a call that ended are dropped.
+  h.session.hangUp(id, false);
+  h.server({ type: "call_state", call_id: id, state: "disconnected", end_reason: EndReasons.normal() });
+  h.take();
+  h.server({ type: "dtmf", call_id: id, from: PHONE, digits: "2" });
+  assert.deepEqual(h.take().events, []);
+  assert.throws(() => h.session.sendDtmf(id, "1"), sessionError("invalid_state"));
+});
