@@ -169,6 +169,9 @@ pub(crate) enum GatewayError {
 
 impl Gateway {
     /// Binds the SIP endpoint when `[pstn]` is configured; legs' tasks go on `tracker`.
+    /// UDP on `sip_listen`, TCP there too when a trunk uses it, TLS towards TLS trunks
+    /// and a TLS listener with `[pstn.tls]` ([`SipEndpoint::start`]); each leg is
+    /// dialed over its trunk's transport.
     pub(crate) async fn start(
         config: Option<&PstnConfig>,
         hub: WeakHub,
@@ -190,13 +193,14 @@ impl Gateway {
             trusted: config.outbound.iter().map(|t| t.address.ip()).collect(),
             invites,
         };
-        let sip = SipEndpoint::bind(config.sip_listen, config.advertised_ip, Some(gate))
+        // UDP, plus TCP and TLS as the trunks and `[pstn.tls]` ask for.
+        let sip = SipEndpoint::start(config, Some(gate))
             .await
             .map_err(|source| GatewayError::Bind {
                 addr: config.sip_listen,
                 source,
             })?;
-        tracing::info!(sip = %config.sip_listen, trunks = config.outbound.len(), inbound = config.inbound.len(), "pstn gateway started");
+        tracing::info!(sip = %config.sip_listen, sip_tls = ?config.tls.as_ref().map(|t| t.listen), trunks = config.outbound.len(), inbound = config.inbound.len(), "pstn gateway started");
         let inbound_hub = hub.clone();
         tracker.spawn(async move {
             while let Some(invite) = invites_rx.recv().await {
