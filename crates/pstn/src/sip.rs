@@ -170,6 +170,10 @@ impl SipEndpoint {
         }
         let mut tls_port = None;
         if let (Some(tls), Some((chain, key))) = (&config.tls, own) {
+            // ezk 0.9.2 runs the listener's handshakes one at a time in its accept
+            // loop, without a timeout: a peer that connects and stays silent holds up
+            // the next TLS connection. The port must be reachable from trunks only
+            // (README); the gate drops other sources' requests, not their connections.
             let server = server_config(chain, key).map_err(config_error)?;
             builder
                 .listen_rustls(tls.listen, tokio_rustls::TlsAcceptor::from(server))
