@@ -11,6 +11,9 @@
 //!   with its certificate.
 //! - A trunk whose certificate another CA signed: the dial ends with 503 "the SIP
 //!   trunk's TLS certificate is not trusted", and the server goes on serving.
+//! - Inbound over TCP: sipp (`-t t1`) calls a number the server owns on the TCP
+//!   listener a TCP trunk opens; bob gets the incoming call, declines, and sipp gets
+//!   its 603 over the same connection.
 //! - The README's transport settings load from a config file; `tls` on a UDP trunk
 //!   is refused with the trunk named.
 //!
@@ -555,4 +558,128 @@ key = "/etc/ringwire/sip-key.pem"
         error.contains("`carrier`") && error.contains("tls"),
         "{error}"
     );
+}
+
+/// A phone calling in over TCP (sipp `-t t1` as the inbound trunk's UAC) from
+/// [`PHONE`]: an INVITE with a PCMU offer, then the final `code` is ACKed.
+const TCP_CALLER: &str = r#"<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="a phone calls in over TCP">
+  <send><![CDATA[
+
+      INVITE sip:[service]@[remote_ip]:[remote_port];transport=tcp SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: <sip:+15557654321@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:+15557654321@[local_ip]:[local_port];transport=tcp>
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0
+      a=rtpmap:0 PCMU/8000
+
+  ]]></send>
+  <recv response="100" optional="true" />
+  <recv response="180" optional="true" />
+  <recv response="603" />
+  <send><![CDATA[
+
+      ACK sip:[service]@[remote_ip]:[remote_port];transport=tcp SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      CSeq: 1 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+
+  ]]></send>
+</scenario>"#;
+
+/// The number the server owns on its inbound trunk, dispatched to user `bob`.
+const OWNED: &str = "+15550001111";
+/// The calling phone.
+const PHONE: &str = "+15557654321";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_phone_calls_in_over_tcp_and_gets_the_decline() {
+    if !have_sipp() {
+        return;
+    }
+    // A TCP outbound trunk makes the gateway listen on TCP; nobody listens there.
+    let nowhere = SocketAddr::from(([127, 0, 0, 1], free_tcp_port()));
+    let (server, _dir) = server(nowhere, |pstn| {
+        pstn.outbound[0].transport = SipTransport::Tcp;
+        pstn.inbound = vec![ringwire_pstn::config::InboundTrunk::new(
+            "sipp-in",
+            vec![OWNED.into()],
+            vec!["127.0.0.1/32".into()],
+        )];
+        pstn.dispatch = vec![ringwire_pstn::config::DispatchRule {
+            number: OWNED.into(),
+            target: ringwire_pstn::config::DispatchTarget::User("bob".into()),
+        }];
+    })
+    .await;
+    let user = UserId::new("bob").unwrap();
+    let token = server.issue_token(&user, Scopes::from(Scope::Voip), Duration::from_secs(3600));
+    let endpoint = Endpoint::ws(format!("ws://{}/v1/signaling", server.http_addr()));
+    let (bob, mut events) = tokio::time::timeout(
+        GUARD,
+        SignalingClient::connect(endpoint, token, ConnectOptions::default()),
+    )
+    .await
+    .expect("connect in time")
+    .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("caller.xml"), TCP_CALLER).unwrap();
+    let gateway = server.sip_addr().unwrap();
+    let child = Command::new("sipp")
+        .current_dir(dir.path())
+        .args(["-sf", "caller.xml", &gateway.to_string(), "-t", "t1"])
+        .args(["-s", OWNED.trim_start_matches('+')])
+        .args(["-i", "127.0.0.1", "-p", &free_tcp_port().to_string()])
+        .args(["-mi", "127.0.0.1", "-mp", &free_udp_port().to_string()])
+        .args(["-m", "1", "-nostdin", "-timeout", "60s", "-timeout_error"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sipp starts");
+    let mut sipp = Sipp {
+        child,
+        addr: gateway,
+        _dir: dir,
+    };
+
+    let wait = async {
+        loop {
+            if let Event::IncomingCall {
+                call_id, caller, ..
+            } = events.recv().await.expect("events go on")
+            {
+                return (call_id, caller);
+            }
+        }
+    };
+    let (call, caller) = tokio::time::timeout(GUARD, wait)
+        .await
+        .expect("an incoming call over TCP in time");
+    assert_eq!(caller, Identifier::phone(PHONE).unwrap());
+    bob.reject(&call).await.unwrap();
+    let status = sipp.exit().await;
+    assert!(
+        status.success(),
+        "sipp did not get its 603 over TCP: {status}"
+    );
+    bob.close().await;
+    server.shut_down().await;
 }
