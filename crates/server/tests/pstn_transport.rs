@@ -9,8 +9,9 @@
 //!   that CA and server name on its IP address. The call connects over TLS and the
 //!   tone echoes. The gateway's own TLS listener (`[pstn.tls]`) answers a handshake
 //!   with its certificate.
-//! - A trunk whose certificate another CA signed: the dial ends with 503 "the SIP
-//!   trunk's TLS certificate is not trusted", and the server goes on serving.
+//! - A trunk whose certificate another CA signed, or that names another server: the
+//!   dial ends with 503 "the SIP trunk's TLS certificate is not trusted", and the
+//!   server goes on serving.
 //! - Inbound over TCP: sipp (`-t t1`) calls a number the server owns on the TCP
 //!   listener a TCP trunk opens; bob gets the incoming call, declines, and sipp gets
 //!   its 603 over the same connection.
@@ -467,20 +468,34 @@ async fn a_tls_trunk_with_a_certificate_from_another_ca_fails_the_call() {
     let trusted = TestCa::new(certs.path(), "trusted-ca");
     let rogue = TestCa::new(certs.path(), "rogue-ca");
     let leaf = rogue.issue(certs.path(), TRUNK_NAME);
+    // Twice: a refused trunk does not wedge the gateway.
+    refused_dials(&leaf, &trusted, 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_trunk_whose_certificate_names_another_server_fails_the_call() {
+    let certs = tempfile::tempdir().unwrap();
+    let trusted = TestCa::new(certs.path(), "trusted-ca");
+    let leaf = trusted.issue(certs.path(), "other.trunk.test");
+    refused_dials(&leaf, &trusted, 1).await;
+}
+
+/// A trunk presenting `leaf`, configured to trust `ca` and [`TRUNK_NAME`]: `dials`
+/// dials in a row each end with 503/4804, and the server goes on serving.
+async fn refused_dials(leaf: &Leaf, ca: &TestCa, dials: usize) {
     // No SIP peer behind it: the handshake must fail before any SIP is sent.
     let backend = SocketAddr::from(([127, 0, 0, 1], free_tcp_port()));
-    let terminator = Terminator::start(&leaf, backend).await;
+    let terminator = Terminator::start(leaf, backend).await;
     let (server, _dir) = server(terminator.addr, |pstn| {
         pstn.outbound[0].transport = SipTransport::Tls;
         pstn.outbound[0].tls = Some(TrunkTls {
-            ca: Some(trusted.pem.clone()),
+            ca: Some(ca.pem.clone()),
             server_name: Some(TRUNK_NAME.into()),
         });
     })
     .await;
     let (handle, mut events) = client(&server).await;
-    // Twice: a refused trunk does not wedge the gateway.
-    for _ in 0..2 {
+    for _ in 0..dials {
         let call = dial(&handle).await;
         let reason = until_state(&mut events, &call, CallState::Disconnected)
             .await
