@@ -36,11 +36,15 @@
 //! | `pstn` | none: calls to phone numbers end with 480 "no SIP trunk is configured"; see below |
 //!
 //! `[pstn]` is [`ringwire_pstn::config::PstnConfig`]: where the SIP endpoint listens,
-//! the RTP port range of phone legs, outbound trunks (address, caller ids the server
-//! owns, the country codes callers may dial: none by default), the ring, call and
-//! media timeouts, and per-caller caps (`max_calls_per_identity` = 4 at once,
-//! `calls_per_minute_per_identity` = 10). Dialing out needs a token with the `pstn`
-//! scope.
+//! the RTP port range of phone legs, outbound trunks (address, transport `udp`, `tcp`
+//! or `tls` with its trust settings, digest credentials, caller ids the server owns,
+//! the country codes callers may dial: none by default), an optional `[pstn.tls]`
+//! certificate and listener, inbound trunks (numbers, allowed source addresses,
+//! optional digest, caps) with `[[pstn.dispatch]]` rules sending their numbers to a
+//! user or a group call, the ring, call and media timeouts, and per-caller caps
+//! (`max_calls_per_identity` = 4 at once, `calls_per_minute_per_identity` = 10).
+//! Dialing out needs a token with the `pstn` scope. The README's "Phone calls through
+//! a SIP trunk" shows every setting.
 //!
 //! ```toml
 //! [pstn]
