@@ -104,10 +104,13 @@ fn free_port() -> u16 {
 
 /// The first of 20 free UDP ports (for baresip's `rtp_ports`), below the ephemeral
 /// range and away from the gateway's range; baresip retries a taken port itself.
+/// Tests of one process start at different blocks, processes at different ones too.
 fn free_port_block() -> u16 {
-    let start = 22_000 + (std::process::id() % 300) as u16 * 20;
-    (0..400u16)
-        .map(|i| 22_000 + (start - 22_000 + i * 20) % 6_000)
+    static NEXT: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let mine = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let start = (std::process::id() % 300) as u16 + mine * 7;
+    (0..300u16)
+        .map(|i| 22_000 + (start + i) % 300 * 20)
         .find(|&first| (first..first + 20).all(|p| StdUdp::bind(("127.0.0.1", p)).is_ok()))
         .unwrap()
 }
