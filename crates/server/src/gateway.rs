@@ -202,7 +202,10 @@ impl Gateway {
             })?;
         tracing::info!(sip = %config.sip_listen, sip_tls = ?config.tls.as_ref().map(|t| t.listen), trunks = config.outbound.len(), inbound = config.inbound.len(), "pstn gateway started");
         let inbound_hub = hub.clone();
-        tracker.spawn(async move {
+        // Not on `tracker`, whose tasks shutdown waits for: this loop ends only when the
+        // gate's sender goes, and ezk's transport tasks keep it alive, so every shutdown
+        // with `[pstn]` waited out the whole grace period. It holds only a weak hub.
+        tokio::spawn(async move {
             while let Some(invite) = invites_rx.recv().await {
                 inbound_hub.inbound_invite(invite).await;
             }
