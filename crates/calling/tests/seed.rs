@@ -9,8 +9,12 @@
 //! run without it. The tables share one test binary: each links to about 500 MB in a
 //! debug build.
 //!
-//! Not here: the PSTN table (`crates/server/tests/pstn.rs`), the web-only rows
-//! (share a browser tab: `web/`), and streaming limits (`video_e2e.rs`).
+//! The PSTN table's far end is sipp (a trunk UAS on loopback); its rows skip without
+//! sipp unless `CI` is set. The gateway's own cases (refusals, inbound, digest, DTMF)
+//! are in `crates/server/tests/pstn.rs`.
+//!
+//! Not here: the web-only rows (share a browser tab: `web/`), and streaming limits
+//! (`video_e2e.rs`).
 
 #![allow(clippy::unwrap_used)] // Scenario helpers outside #[test] fns unwrap too.
 
@@ -25,6 +29,9 @@ mod core_table;
 /// General: the audio test service.
 #[path = "seed/general.rs"]
 mod general;
+/// PSTN: phone participants through a SIP trunk (sipp as its far end).
+#[path = "seed/pstn.rs"]
+mod pstn_table;
 /// Roster: list and remove participants.
 #[path = "seed/roster.rs"]
 mod roster;

@@ -8,12 +8,13 @@
 
 use std::f64::consts::TAU;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ringwire_calling::{
     AcceptCallOptions, AudioOptions, Call, CallAgent, CallClient, CallClientOptions,
-    ConnectOptions, IncomingCall, JoinCallOptions, ParticipantEvents, RemoteParticipant,
+    ConnectOptions, Endpoint, IncomingCall, JoinCallOptions, ParticipantEvents, RemoteParticipant,
     RemoteVideo, StartCallOptions, VideoOptions,
 };
 use ringwire_media::analysis::mean_square;
@@ -25,6 +26,8 @@ use ringwire_media::codec::{OpusConfig, SAMPLE_RATE};
 use ringwire_media::video::{
     FrameRate, TestPatternSource, VideoFormat, VideoFrame, VideoIoError, VideoSink,
 };
+use ringwire_pstn::config::{OutboundTrunk, PortRange, PstnConfig, SipTransport};
+use ringwire_server::{RunningServer, Server, ServerConfig};
 use ringwire_signaling::{CallState, GroupId, Identifier, ParticipantState, Scope, Scopes, UserId};
 
 use crate::harness::{GUARD, Harness, Kind};
@@ -215,6 +218,79 @@ pub(crate) async fn user_with(
     let mut connect = ConnectOptions::default();
     connect.seed = Some(seed);
     let client = CallClient::new(options.with_connect_options(connect));
+    let agent = within(name, client.create_call_agent(token)).await.unwrap();
+    User {
+        id: Identifier::user(name).unwrap(),
+        client,
+        agent,
+    }
+}
+
+/// The real server with a `[pstn]` section: one UDP outbound trunk to `trunk` (the
+/// phones' far end) for country code 1, caller id `+15550001111`.
+pub(crate) struct PstnServer {
+    pub(crate) server: RunningServer,
+    _dir: tempfile::TempDir,
+}
+
+impl PstnServer {
+    pub(crate) async fn start(trunk: SocketAddr) -> PstnServer {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        let dir = tempfile::tempdir().unwrap();
+        let pstn = PstnConfig {
+            sip_listen: "127.0.0.1:0".parse().unwrap(),
+            tls: None,
+            advertised_ip: None,
+            // Below the ephemeral range (sipp's ports), apart from the server's tests.
+            rtp_ports: PortRange {
+                first: 21600,
+                last: 21799,
+            },
+            outbound: vec![OutboundTrunk {
+                name: "sipp".into(),
+                address: trunk,
+                transport: SipTransport::Udp,
+                tls: None,
+                credentials: None,
+                caller_ids: vec!["+15550001111".into()],
+                allowed_country_codes: vec!["1".into()],
+            }],
+            inbound: Vec::new(),
+            dispatch: Vec::new(),
+            ring_timeout: Duration::from_secs(20),
+            max_call_duration: Duration::from_secs(300),
+            media_timeout: Duration::from_secs(20),
+            max_calls_per_identity: 4,
+            calls_per_minute_per_identity: 10,
+        };
+        let config = ServerConfig {
+            http_addr: "127.0.0.1:0".parse().unwrap(),
+            quic_addr: "127.0.0.1:0".parse().unwrap(),
+            data_dir: dir.path().to_path_buf(),
+            pstn: Some(pstn),
+            ..ServerConfig::default()
+        };
+        let server = Server::start(config).await.unwrap();
+        assert!(server.sip_addr().is_some(), "the gateway runs");
+        PstnServer { server, _dir: dir }
+    }
+}
+
+/// `name` signed in over WebSocket to `s` with a token that may call phones (scopes
+/// voip and pstn).
+pub(crate) async fn phone_user(s: &PstnServer, name: &str, seed: u64) -> User {
+    let token = s.server.issue_token(
+        &UserId::new(name).unwrap(),
+        Scopes::from(Scope::Voip).with(Scope::Pstn),
+        Duration::from_secs(3600),
+    );
+    let mut connect = ConnectOptions::default();
+    connect.seed = Some(seed);
+    let endpoint = Endpoint::ws(format!("ws://{}/v1/signaling", s.server.http_addr()));
+    let client = CallClient::new(CallClientOptions::new(endpoint).with_connect_options(connect));
     let agent = within(name, client.create_call_agent(token)).await.unwrap();
     User {
         id: Identifier::user(name).unwrap(),
