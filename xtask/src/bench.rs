@@ -12,7 +12,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use crate::cmd;
+use crate::{cmd, pstn_load};
 
 /// The baseline name the candidate run is saved under when comparing.
 const CANDIDATE: &str = "xtask-candidate";
@@ -105,8 +105,18 @@ impl Row {
     }
 }
 
+/// The filter that runs only the PSTN load bench ([`pstn_load`], not criterion).
+const PSTN_LOAD: &str = "pstn_load";
+
 /// Runs the benches as the arguments say.
 pub(crate) fn run(args: &BenchArgs) -> Result<()> {
+    if args.filter.as_deref() == Some(PSTN_LOAD) {
+        return if args.smoke {
+            pstn_load::smoke()
+        } else {
+            pstn_load::full()
+        };
+    }
     // Only `[[bench]]` targets, by name: `--benches` would also run the libtest harness
     // of every library, which rejects criterion's flags.
     let targets = bench_targets()?;
@@ -124,7 +134,12 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
     }
     if args.smoke {
         cargo_args.push("--test");
-        return cmd::run(&mut cmd::cargo(&cargo_args));
+        cmd::run(&mut cmd::cargo(&cargo_args))?;
+        // Its smoke run only with every bench (the smoke has no other filter).
+        return match args.filter {
+            None => pstn_load::smoke(),
+            Some(_) => Ok(()),
+        };
     }
     if let Some(name) = &args.save_baseline {
         cargo_args.extend(["--save-baseline", name]);
@@ -133,7 +148,12 @@ pub(crate) fn run(args: &BenchArgs) -> Result<()> {
         return Ok(());
     }
     let Some(baseline) = &args.baseline else {
-        return cmd::run(&mut cmd::cargo(&cargo_args));
+        cmd::run(&mut cmd::cargo(&cargo_args))?;
+        // The load bench has no criterion baseline; it runs with every bench.
+        return match args.filter {
+            None => pstn_load::full(),
+            Some(_) => Ok(()),
+        };
     };
 
     let criterion = cmd::target_dir().join("criterion");

@@ -12,6 +12,7 @@ mod ci;
 mod cmd;
 mod fuzz;
 mod msrv;
+mod pstn_load;
 mod release;
 mod setup;
 
@@ -24,7 +25,9 @@ commands:
              bench smoke (every bench once), fuzz smoke runs
   bench [--save-baseline NAME] [--baseline NAME] [--threshold PCT] [--smoke] [FILTER]
              run the criterion benches; --baseline compares with a saved baseline and
-             fails when a bench is slower than PCT percent (default 10)
+             fails when a bench is slower than PCT percent (default 10); without a
+             baseline option or filter, then the PSTN load bench (FILTER `pstn_load`:
+             only that one): concurrent phone calls on one core, target/pstn-load.json
   fuzz [TARGET] [--secs N]
              run one or every fuzz target for N seconds each (default 60; needs nightly)
   release    build the `ringwire` binary into dist/ with dist/SHA256SUMS
