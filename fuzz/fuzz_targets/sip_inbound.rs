@@ -1,5 +1,6 @@
-//! One datagram to the gateway's SIP port: bytes -> typed headers -> SDP -> our
-//! decision (drop, refuse, route); see `ringwire_pstn::fuzzing::sip_inbound`.
+//! One datagram to the gateway's SIP port: bytes -> typed headers (digest
+//! `Authorization` too) -> SDP -> our decision (drop, refuse, challenge, over a cap,
+//! route), from a plain and a digest trunk; see `ringwire_pstn::fuzzing::sip_inbound`.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|bytes: &[u8]| {
