@@ -64,7 +64,7 @@ const MAX_PARTICIPANTS: usize = 350;
 /// A step whose server uses this much of its core or more is not sustained.
 const MAX_CPU_PCT: f64 = 90.0;
 /// The concurrency steps of a full run.
-const FULL_STEPS: &[usize] = &[10, 25, 50, 75, 100, 150, 200, 250, 300, 340];
+const FULL_STEPS: &[usize] = &[5, 10, 15, 20, 25, 30, 40, 50, 75, 100, 150, 200, 250, 300];
 /// A full run starts no step that would end after this much time.
 const BUDGET: Duration = Duration::from_secs(300);
 /// The phones' tone and the native client's tone.
@@ -126,14 +126,20 @@ impl Step {
             && self.cpu_pct < MAX_CPU_PCT
     }
 
+    /// Phone legs in the call: sipp's calls and the probe phone.
+    fn legs(&self) -> usize {
+        self.calls + 1
+    }
+
     fn cpu_ms_per_call(&self) -> f64 {
-        // Percent of a core per call is ms of CPU per second per call, times 10.
-        self.cpu_pct * 10.0 / self.calls.max(1) as f64
+        // Percent of a core per call is ms of CPU per second per call, divided by 10.
+        self.cpu_pct * 10.0 / self.legs() as f64
     }
 
     fn to_json(&self) -> Value {
         json!({
             "calls": self.calls,
+            "phone_legs": self.legs(),
             "rate_cps": self.rate,
             "at_full_concurrency": self.full,
             "min_participants": self.min_participants,
@@ -259,7 +265,7 @@ fn run(plan: &Plan) -> Result<Value> {
     let started = Instant::now();
     let started_utc = utc_now();
     let load_before = loadavg();
-    let scratch = cmd::target_dir().join("pstn-load");
+    let scratch = cmd::target_dir().join("pstn-load-scratch");
     let _ = fs::remove_dir_all(&scratch);
     fs::create_dir_all(&scratch).with_context(|| format!("creating {}", scratch.display()))?;
     fs::write(scratch.join("tone.ulaw"), ulaw_tone(PHONE_HZ, 2000.0))?;
@@ -303,17 +309,20 @@ fn run(plan: &Plan) -> Result<Value> {
     print!("{}", table(&steps, idle));
     let sustained: Vec<&Step> = steps.iter().filter(|s| s.sustained()).collect();
     let fit = fit_line(&sustained);
-    let largest = sustained.iter().map(|s| s.calls).max();
+    // In phone legs: sipp's calls and the probe phone.
+    let largest = sustained.iter().map(|s| s.legs()).max();
     if let Some((slope, intercept)) = fit {
         println!(
-            "pstn_load: {slope:.2} % of a core per call ({:.1} ms CPU per second per call), \
-             {intercept:.1} % fixed; about {:.0} calls at {MAX_CPU_PCT} % of the core",
+            "pstn_load: {slope:.2} % of a core per phone call ({:.1} ms CPU per second per \
+             call), {intercept:.1} % fixed; about {:.0} calls at {MAX_CPU_PCT} % of the core",
             slope * 10.0,
             (MAX_CPU_PCT - intercept) / slope
         );
     }
     match largest {
-        Some(n) => println!("pstn_load: largest step sustained on one core: {n} calls"),
+        Some(n) => println!(
+            "pstn_load: largest step sustained on one core: {n} phone calls (sipp's and the probe)"
+        ),
         None => println!("pstn_load: no step was sustained"),
     }
     Ok(json!({
@@ -345,7 +354,7 @@ fn run(plan: &Plan) -> Result<Value> {
         "per_call_cpu_ms_per_s": fit.map(|(slope, _)| round(slope * 10.0, 2)),
         "fixed_cpu_pct": fit.map(|(_, intercept)| round(intercept, 1)),
         "calls_per_core_at_max_cpu": fit.map(|(slope, intercept)| ((MAX_CPU_PCT - intercept) / slope).floor()),
-        "largest_sustained_step": largest,
+        "largest_sustained_phone_calls": largest,
         "total_seconds": round(started.elapsed().as_secs_f64(), 1),
     }))
 }
@@ -1098,13 +1107,16 @@ fn goertzel(frame: &[i16], freq: f64, rate: f64) -> f64 {
     (s1 * s1 + s2 * s2 - coeff * s1 * s2) * 2.0 / (n * n)
 }
 
-/// One second of a `freq` Hz sine of amplitude `peak` at 8 kHz, μ-law encoded
-/// (a whole number of hertz loops seamlessly).
+/// One second of a `freq` Hz sine at 8 kHz, amplitude-modulated ±30 % at 3 Hz (peak
+/// `peak`), μ-law encoded; whole hertz, so it loops seamlessly. A steady sine would be
+/// background noise to the mixer's opus encoder, whose DTX would thin it out.
 fn ulaw_tone(freq: u32, peak: f64) -> Vec<u8> {
+    use std::f64::consts::TAU;
     (0..8000)
         .map(|n| {
             let t = f64::from(n) / 8000.0;
-            ulaw_encode((peak * (std::f64::consts::TAU * f64::from(freq) * t).sin()) as i16)
+            let envelope = 1.0 + 0.3 * (TAU * 3.0 * t).sin();
+            ulaw_encode((peak / 1.3 * envelope * (TAU * f64::from(freq) * t).sin()) as i16)
         })
         .collect()
 }
@@ -1230,17 +1242,15 @@ fn pct(ticks: u64, wall: Duration) -> f64 {
 /// fewer than two distinct step sizes.
 fn fit_line(steps: &[&Step]) -> Option<(f64, f64)> {
     if steps.len() < 2 {
-        return steps
-            .first()
-            .map(|s| (s.cpu_pct / s.calls.max(1) as f64, 0.0));
+        return steps.first().map(|s| (s.cpu_pct / s.legs() as f64, 0.0));
     }
     let n = steps.len() as f64;
-    let mx = steps.iter().map(|s| s.calls as f64).sum::<f64>() / n;
+    let mx = steps.iter().map(|s| s.legs() as f64).sum::<f64>() / n;
     let my = steps.iter().map(|s| s.cpu_pct).sum::<f64>() / n;
-    let sxx: f64 = steps.iter().map(|s| (s.calls as f64 - mx).powi(2)).sum();
+    let sxx: f64 = steps.iter().map(|s| (s.legs() as f64 - mx).powi(2)).sum();
     let sxy: f64 = steps
         .iter()
-        .map(|s| (s.calls as f64 - mx) * (s.cpu_pct - my))
+        .map(|s| (s.legs() as f64 - mx) * (s.cpu_pct - my))
         .sum();
     if sxx == 0.0 {
         return None;
@@ -1400,8 +1410,9 @@ mod tests {
         };
         let steps = [step(10, 12.0), step(20, 22.0), step(40, 42.0)];
         let (slope, intercept) = fit_line(&steps.iter().collect::<Vec<_>>()).unwrap();
-        assert!((slope - 1.0).abs() < 1e-9 && (intercept - 2.0).abs() < 1e-9);
-        assert_eq!(steps[0].cpu_ms_per_call(), 12.0);
+        // Per phone leg: sipp's calls and the probe phone.
+        assert!((slope - 1.0).abs() < 1e-9 && (intercept - 1.0).abs() < 1e-9);
+        assert_eq!(steps[0].cpu_ms_per_call(), 120.0 / 11.0);
     }
 
     #[test]
