@@ -28,6 +28,8 @@ use std::time::Duration;
 
 /// The sample rate of every Ringwire audio frame, in Hz.
 pub const SAMPLE_RATE: u32 = 48_000;
+/// The input rate of a [narrowband](Encoder::narrowband) encoder (G.711's).
+pub const NARROWBAND_RATE: u32 = 8_000;
 
 /// The duration of one audio frame.
 pub const FRAME_DURATION: Duration = Duration::from_millis(20);
@@ -163,10 +165,12 @@ impl From<opus::Error> for CodecError {
     }
 }
 
-/// An opus encoder for 20 ms frames at 48 kHz.
+/// An opus encoder for 20 ms frames at 48 kHz (or 8 kHz: [`Encoder::narrowband`]).
 pub struct Encoder {
     inner: opus::Encoder,
     config: OpusConfig,
+    /// Interleaved samples in one 20 ms frame at the input rate.
+    frame_len: usize,
 }
 
 impl std::fmt::Debug for Encoder {
@@ -184,19 +188,37 @@ impl Encoder {
     /// [`CodecError::InvalidConfig`] when a value is out of range, [`CodecError::Opus`]
     /// when libopus refuses.
     pub fn new(config: OpusConfig) -> Result<Self, CodecError> {
+        Self::at_rate(config, SAMPLE_RATE)
+    }
+
+    /// An encoder fed 8 kHz PCM (`160 × channels` samples per 20 ms frame), for
+    /// narrowband sources such as phone legs: resampling them to 48 kHz only for opus
+    /// to band-limit them again costs more than encoding them (opus runs SILK
+    /// narrowband on such input). Its packets decode at 48 kHz like any other.
+    ///
+    /// # Errors
+    /// As [`Encoder::new`].
+    pub fn narrowband(config: OpusConfig) -> Result<Self, CodecError> {
+        Self::at_rate(config, NARROWBAND_RATE)
+    }
+
+    fn at_rate(config: OpusConfig, rate: u32) -> Result<Self, CodecError> {
         validate(&config)?;
-        let mut inner = opus::Encoder::new(
-            SAMPLE_RATE,
-            config.channels.to_opus(),
-            opus::Application::Voip,
-        )?;
+        let mut inner =
+            opus::Encoder::new(rate, config.channels.to_opus(), opus::Application::Voip)?;
         inner.set_bitrate(opus::Bitrate::Bits(bitrate_i32(config.bitrate)))?;
         inner.set_inband_fec(config.fec)?;
         inner.set_dtx(config.dtx)?;
         inner.set_packet_loss_perc(i32::from(config.packet_loss_perc))?;
         inner.set_complexity(i32::from(config.complexity))?;
         inner.set_vbr(true)?;
-        Ok(Self { inner, config })
+        // A 20 ms frame: 960 samples per channel at 48 kHz, 160 at 8 kHz.
+        let frame_len = config.channels.frame_len() / (SAMPLE_RATE / rate) as usize;
+        Ok(Self {
+            inner,
+            config,
+            frame_len,
+        })
     }
 
     /// The settings in force.
@@ -234,8 +256,9 @@ impl Encoder {
         Ok(())
     }
 
-    /// Encodes one 20 ms frame of interleaved PCM (`960 × channels` samples) into
-    /// `out`, returning the packet's length. With DTX on, silence yields packets of a
+    /// Encodes one 20 ms frame of interleaved PCM (`960 × channels` samples; `160 ×
+    /// channels` for a [narrowband](Encoder::narrowband) encoder) into `out`,
+    /// returning the packet's length. With DTX on, silence yields packets of a
     /// few bytes (1-byte packets are "nothing new" and need not be sent).
     ///
     /// # Errors
@@ -243,7 +266,7 @@ impl Encoder {
     /// (buffer too small) when `out` cannot hold the packet. Size `out` with
     /// [`MAX_PACKET_SIZE`].
     pub fn encode(&mut self, pcm: &[i16], out: &mut [u8]) -> Result<usize, CodecError> {
-        let expected = self.config.channels.frame_len();
+        let expected = self.frame_len;
         if pcm.len() != expected {
             return Err(CodecError::WrongFrameSize {
                 expected,
@@ -489,6 +512,43 @@ mod tests {
             let snr = tone_snr(tail, 440.0, SAMPLE_RATE);
             assert!(snr > 10.0, "{channels:?}: tone snr {snr:.1} dB");
         }
+    }
+
+    #[test]
+    fn narrowband_input_decodes_at_48k_as_the_same_tone() {
+        let mut enc = Encoder::narrowband(OpusConfig::default()).unwrap();
+        let mut dec = Decoder::new(Channels::Mono).unwrap();
+        let narrow = FRAME_SAMPLES / 6;
+        let mut decoded = Vec::new();
+        let mut out = vec![0i16; FRAME_SAMPLES];
+        for i in 0..50 {
+            let mut frame = vec![0i16; narrow];
+            tone(
+                1000.0,
+                8000.0,
+                NARROWBAND_RATE,
+                (i * narrow) as u64,
+                &mut frame,
+            );
+            let packet = enc.encode_to_vec(&frame).unwrap();
+            // Still a 20 ms packet on the 48 kHz clock.
+            assert_eq!(packet_samples(&packet).unwrap(), FRAME_SAMPLES);
+            assert_eq!(dec.decode(&packet, &mut out).unwrap(), FRAME_SAMPLES);
+            decoded.extend_from_slice(&out);
+        }
+        let tail = &decoded[4800..];
+        let f = dominant_frequency(tail, SAMPLE_RATE, 100.0..=3400.0, 10.0).unwrap();
+        assert!((f - 1000.0).abs() <= 10.0, "dominant {f} Hz");
+        let snr = tone_snr(tail, 1000.0, SAMPLE_RATE);
+        assert!(snr > 10.0, "tone snr {snr:.1} dB");
+        // A 48 kHz frame is not an 8 kHz one.
+        assert_eq!(
+            enc.encode_to_vec(&vec![0i16; FRAME_SAMPLES]),
+            Err(CodecError::WrongFrameSize {
+                expected: narrow,
+                got: FRAME_SAMPLES
+            })
+        );
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! - Phone -> call: RTP is accepted only from the signalled IP address; the first
 //!   packet latches the leg to its exact source address, which is where we send from
 //!   then on (symmetric RTP, RFC 4961). G.711 is decoded, cut into 20 ms frames on the
-//!   sender's timestamps, upsampled to 48 kHz ([`crate::resample`]) and opus-encoded;
+//!   sender's timestamps and opus-encoded as they are (a narrowband encoder: 8 kHz
+//!   audio needs no upsampling, and opus would band-limit it again anyway);
 //!   each frame comes out of [`PhoneMedia::poll_audio`] with a sequence number and
 //!   48 kHz RTP time derived from the sender's timestamp, so gaps and reordering stay
 //!   visible to the media plane's jitter buffer. RFC 4733 events become
@@ -23,7 +24,7 @@ use ringwire_media::level::AudioLevel;
 
 use crate::error::{Error, Malformed};
 use crate::g711::G711;
-use crate::resample::{Downsampler, Upsampler};
+use crate::resample::Downsampler;
 use crate::rtp::{DtmfDigit, RtpHeader, RtpPacket, TelephoneEvent};
 
 /// Samples in 20 ms at 8 kHz.
@@ -123,7 +124,6 @@ pub struct PhoneMedia {
     rx_last_ts32: u32,
     rx_last_ext: u64,
     pcm_in: Vec<i16>,
-    upsampler: Upsampler,
     encoder: Encoder,
     last_dtmf_ts: Option<u32>,
     // Call -> phone.
@@ -159,7 +159,7 @@ impl PhoneMedia {
     /// [`Error::Codec`] when opus cannot be set up.
     pub fn new(config: PhoneMediaConfig) -> Result<Self, Error> {
         Ok(PhoneMedia {
-            encoder: Encoder::new(config.opus)?,
+            encoder: Encoder::narrowband(config.opus)?,
             decoder: Decoder::new(Channels::Mono)?,
             config,
             remote: None,
@@ -171,7 +171,6 @@ impl PhoneMedia {
             rx_last_ts32: 0,
             rx_last_ext: 0,
             pcm_in: Vec::with_capacity(FRAME_8K * 2),
-            upsampler: Upsampler::new(),
             last_dtmf_ts: None,
             downsampler: Downsampler::new(),
             // Random initial sequence and timestamp (RFC 3550 §5.1), from the seeded ssrc.
@@ -297,21 +296,21 @@ impl PhoneMedia {
 
     fn emit_frames(&mut self) -> Result<(), Malformed> {
         while self.pcm_in.len() >= FRAME_8K {
-            let mut wide = Vec::with_capacity(FRAME_48K);
-            self.upsampler
-                .process(self.pcm_in.get(..FRAME_8K).unwrap_or_default(), &mut wide);
+            let frame = self.pcm_in.get(..FRAME_8K).unwrap_or_default();
+            let level = AudioLevel::from_pcm(frame).minus_dbov();
+            let encoded = self.encoder.encode_to_vec(frame);
             self.pcm_in.drain(..FRAME_8K);
             let start = self.rx_frame_start;
             self.rx_frame_start += FRAME_8K as u64;
-            let Ok(packet) = self.encoder.encode_to_vec(&wide) else {
-                // 960 mono samples always encode; a failure is a codec bug, not the peer's.
+            let Ok(packet) = encoded else {
+                // 160 mono samples always encode; a failure is a codec bug, not the peer's.
                 tracing::debug!("opus encode failed; frame dropped");
                 continue;
             };
             self.audio.push_back(CallAudio {
                 seq: start / FRAME_8K as u64,
                 rtp_time: start * 6,
-                level: AudioLevel::from_pcm(&wide).minus_dbov(),
+                level,
                 packet,
             });
         }
