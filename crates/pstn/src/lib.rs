@@ -3,7 +3,8 @@
 //! - [`config`]: the `[pstn]` section (outbound and inbound trunks, dispatch, limits)
 //!   and the decisions made from it (routing, caller id, source allowlist).
 //! - [`limits`]: per-identity dial-out caps (calls at once, calls per minute).
-//! - [`g711`], [`rtp`], [`resample`]: the phone side's codecs and packets.
+//! - [`g711`], [`rtp`]: the phone side's codecs and packets (opus runs at 8 kHz on
+//!   phone legs, so nothing is resampled).
 //! - [`media`]: one phone leg's media, sans-IO: RTP towards the trunk (symmetric,
 //!   latched), G.711 <-> opus for the media plane's local participant, RFC 4733 DTMF.
 //! - [`inbound`]: which inbound INVITEs are taken and where they go (sans IO);
@@ -23,7 +24,6 @@ pub mod g711;
 pub mod inbound;
 pub mod limits;
 pub mod media;
-pub mod resample;
 pub mod rtp;
 pub mod sip;
 

@@ -11,7 +11,7 @@
 //!   visible to the media plane's jitter buffer. RFC 4733 events become
 //!   [`PhoneMediaEvent::Dtmf`], once per event.
 //! - Call -> phone: [`PhoneMedia::handle_call_audio`] takes one opus packet of the
-//!   call's mix, decodes, downsamples and sends one G.711 RTP packet.
+//!   call's mix, decodes it straight to 8 kHz and sends one G.711 RTP packet.
 //! - [`PhoneMedia::send_dtmf`] sends a key as RFC 4733 events (100 ms, three end packets).
 //! - No RTP for `media_timeout` after the remote is known: [`PhoneMediaEvent::TimedOut`].
 
@@ -24,13 +24,10 @@ use ringwire_media::level::AudioLevel;
 
 use crate::error::{Error, Malformed};
 use crate::g711::G711;
-use crate::resample::Downsampler;
 use crate::rtp::{DtmfDigit, RtpHeader, RtpPacket, TelephoneEvent};
 
 /// Samples in 20 ms at 8 kHz.
 const FRAME_8K: usize = 160;
-/// Samples in 20 ms at 48 kHz.
-const FRAME_48K: usize = 960;
 /// How long a DTMF key we send lasts, in 8 kHz units (100 ms).
 const DTMF_DURATION: u16 = 800;
 /// The packet interval of DTMF we send.
@@ -128,7 +125,6 @@ pub struct PhoneMedia {
     last_dtmf_ts: Option<u32>,
     // Call -> phone.
     decoder: Decoder,
-    downsampler: Downsampler,
     tx_seq: u16,
     tx_ts: u32,
     tx_marker: bool,
@@ -160,7 +156,7 @@ impl PhoneMedia {
     pub fn new(config: PhoneMediaConfig) -> Result<Self, Error> {
         Ok(PhoneMedia {
             encoder: Encoder::narrowband(config.opus)?,
-            decoder: Decoder::new(Channels::Mono)?,
+            decoder: Decoder::narrowband(Channels::Mono)?,
             config,
             remote: None,
             latched: None,
@@ -172,7 +168,6 @@ impl PhoneMedia {
             rx_last_ext: 0,
             pcm_in: Vec::with_capacity(FRAME_8K * 2),
             last_dtmf_ts: None,
-            downsampler: Downsampler::new(),
             // Random initial sequence and timestamp (RFC 3550 §5.1), from the seeded ssrc.
             tx_seq: (config.ssrc >> 16) as u16,
             tx_ts: config.ssrc.rotate_left(7),
@@ -324,14 +319,13 @@ impl PhoneMedia {
         let Some(remote) = self.remote else {
             return;
         };
-        let mut pcm = vec![0i16; FRAME_48K];
-        let decoded = match self.decoder.decode(opus, &mut pcm) {
+        // Room for the longest packet opus allows (120 ms), though the mix sends 20 ms.
+        let mut narrow = vec![0i16; FRAME_8K * 6];
+        let decoded = match self.decoder.decode(opus, &mut narrow) {
             Ok(n) => n,
-            Err(_) => self.decoder.conceal(&mut pcm).unwrap_or(0),
+            Err(_) => self.decoder.conceal(&mut narrow).unwrap_or(0),
         };
-        pcm.truncate(decoded);
-        let mut narrow = Vec::with_capacity(FRAME_8K);
-        self.downsampler.process(&pcm, &mut narrow);
+        narrow.truncate(decoded);
         let mut payload = Vec::with_capacity(12 + narrow.len());
         let header = RtpHeader {
             marker: std::mem::take(&mut self.tx_marker),
@@ -477,6 +471,9 @@ mod tests {
     use ringwire_media::analysis::{tone, tone_snr};
 
     use super::*;
+
+    /// Samples in 20 ms at 48 kHz (the call side's rate).
+    const FRAME_48K: usize = 960;
 
     fn leg(local: &str, ssrc: u32) -> PhoneMedia {
         PhoneMedia::new(PhoneMediaConfig {
