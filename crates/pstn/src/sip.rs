@@ -7,7 +7,7 @@
 //! This module is the tokio driver of a leg, not a sans-IO core: ezk's transaction
 //! layer is async and owns its transport, so the leg's task owns the RTP socket and
 //! reads the clock here, and hands datagrams and `now` to the sans-IO
-//! [`PhoneMedia`](crate::media::PhoneMedia), where the media decisions live.
+//! [`PhoneMedia`], where the media decisions live.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
