@@ -15,6 +15,11 @@
 
 #![allow(clippy::unwrap_used)] // Helpers outside #[test] fns unwrap too.
 
+#[path = "common/phone.rs"]
+mod phone;
+
+use phone::{free_udp_port, until_state};
+
 use std::f64::consts::TAU;
 use std::net::{SocketAddr, UdpSocket as StdUdp};
 use std::path::Path;
@@ -31,8 +36,7 @@ use ringwire_media::codec::OpusConfig;
 use ringwire_pstn::config::PstnConfig;
 use ringwire_server::{RunningServer, Server, ServerConfig};
 use ringwire_signaling::{
-    CallId, CallState, EndReason, Event, Identifier, JoinOptions, ParticipantState, Scope, Scopes,
-    UserId,
+    CallId, CallState, Event, Identifier, JoinOptions, ParticipantState, Scope, Scopes, UserId,
 };
 
 /// Longest any single expected thing may take before the test fails (two loaded cores).
@@ -92,14 +96,6 @@ fn module_path() -> String {
         .find(|l| l.ends_with("/g711.so"))
         .unwrap_or("/usr/lib/baresip/modules/g711.so");
     Path::new(g711).parent().unwrap().display().to_string()
-}
-
-fn free_port() -> u16 {
-    StdUdp::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// The first of 20 free UDP ports (for baresip's `rtp_ports`), below the ephemeral
@@ -178,7 +174,7 @@ impl Baresip {
             .collect::<Vec<_>>();
         std::fs::write(dir.path().join("voice.wav"), wav(&voice, rate)).unwrap();
         std::fs::create_dir(dir.path().join("rec")).unwrap();
-        let port = free_port();
+        let port = free_udp_port();
         let rtp = free_port_block();
         let config = format!(
             "module_path\t{modules}\n\
@@ -382,35 +378,6 @@ async fn client_named(server: &RunningServer, name: &str) -> (SignalingClient, E
         .await
         .expect("connect in time")
         .unwrap()
-}
-
-/// Waits until `call` reaches `state`; returns its end reason.
-async fn until_state(
-    events: &mut EventStream,
-    call: &CallId,
-    state: CallState,
-) -> Option<EndReason> {
-    let mut seen = Vec::new();
-    let wait = async {
-        loop {
-            let event = events.recv().await.expect("events go on");
-            if let Event::CallStateChanged {
-                call_id,
-                state: s,
-                end_reason,
-            } = &event
-                && call_id == call
-                && *s == state
-            {
-                return end_reason.clone();
-            }
-            seen.push(event);
-        }
-    };
-    match tokio::time::timeout(GUARD, wait).await {
-        Ok(reason) => reason,
-        Err(_) => panic!("no {state:?} for {call} in {GUARD:?}; saw {seen:#?}"),
-    }
 }
 
 /// Waits for bob to be rung for `call`, and accepts.

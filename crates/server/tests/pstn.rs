@@ -29,6 +29,11 @@
 
 #![allow(clippy::unwrap_used)] // Helpers outside #[test] fns unwrap too.
 
+#[path = "common/phone.rs"]
+mod phone;
+
+use phone::{free_udp_port, have_sipp, until_state};
+
 use std::net::{SocketAddr, UdpSocket as StdUdp};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
@@ -97,35 +102,9 @@ impl Sipp {
     }
 }
 
-fn have_sipp() -> bool {
-    let found = Command::new("sipp")
-        .arg("-v")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    // `cargo xtask setup` installs sipp, so CI must never skip these tests.
-    assert!(
-        found || std::env::var_os("CI").is_none(),
-        "sipp is missing; run `cargo xtask setup`"
-    );
-    if !found {
-        eprintln!("sipp not installed; skipping");
-    }
-    found
-}
-
 /// Samples at 48 kHz in `d`: a whole window must have played before it is judged.
 fn samples(d: Duration) -> u64 {
     (d.as_secs_f64() * 48_000.0) as u64
-}
-
-fn free_port() -> u16 {
-    StdUdp::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// What the sipp UAS does with our INVITE.
@@ -409,8 +388,8 @@ const CANCELLED: &str = r#"<recv request="CANCEL" />
 /// sipp as a UAS for one call, doing `far`.
 async fn sipp_uas(far: Far) -> Sipp {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let media = free_port();
+    let port = free_udp_port();
+    let media = free_udp_port();
     let mut cmd = Command::new("sipp");
     cmd.current_dir(dir.path());
     match scenario(far) {
@@ -570,36 +549,6 @@ async fn client_with(
         .await
         .expect("connect in time")
         .unwrap()
-}
-
-/// Waits until `call` reaches `state`; returns its end reason. Other events are
-/// collected for the failure message.
-async fn until_state(
-    events: &mut EventStream,
-    call: &CallId,
-    state: CallState,
-) -> Option<EndReason> {
-    let mut seen = Vec::new();
-    let wait = async {
-        loop {
-            let event = events.recv().await.expect("events go on");
-            if let Event::CallStateChanged {
-                call_id,
-                state: s,
-                end_reason,
-            } = &event
-                && call_id == call
-                && *s == state
-            {
-                return end_reason.clone();
-            }
-            seen.push(event);
-        }
-    };
-    match tokio::time::timeout(GUARD, wait).await {
-        Ok(reason) => reason,
-        Err(_) => panic!("no {state:?} for {call} in {GUARD:?}; saw {seen:#?}"),
-    }
 }
 
 async fn dial(handle: &SignalingClient) -> CallId {
@@ -1094,7 +1043,7 @@ async fn without_a_trunk_phone_calls_are_unavailable() {
 /// gateway hears of it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dial_out_needs_the_pstn_scope() {
-    let nowhere = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let nowhere = SocketAddr::from(([127, 0, 0, 1], free_udp_port()));
     let (server, _dir) = server(nowhere).await;
     let (handle, mut events) = client_with(&server, "alice", Scopes::from(Scope::Voip)).await;
     let call = dial(&handle).await;
@@ -1112,7 +1061,7 @@ async fn dial_out_needs_the_pstn_scope() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_country_the_trunk_does_not_allow_is_refused() {
     // Nothing listens there: the dial must never get that far.
-    let nowhere = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let nowhere = SocketAddr::from(([127, 0, 0, 1], free_udp_port()));
     let (server, _dir) = server(nowhere).await;
     let (handle, mut events) = client(&server).await;
     let call = handle
@@ -1263,8 +1212,8 @@ fn sipp_uac_with(caller: Caller, gateway: SocketAddr, number: &str, extra: &[&st
     let mut ulaw = Vec::new();
     G711::Pcmu.encode(&pcm, &mut ulaw);
     std::fs::write(dir.path().join("tone.ulaw"), ulaw).unwrap();
-    let port = free_port();
-    let media = free_port();
+    let port = free_udp_port();
+    let media = free_udp_port();
     let child = Command::new("sipp")
         .current_dir(dir.path())
         .args(["-sf", "caller.xml", &gateway.to_string()])
@@ -1289,7 +1238,7 @@ async fn inbound_server(
     target: ringwire_pstn::config::DispatchTarget,
 ) -> (RunningServer, tempfile::TempDir) {
     // No outbound trunk is used; it points at a port nobody listens on.
-    let nowhere = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let nowhere = SocketAddr::from(([127, 0, 0, 1], free_udp_port()));
     server_with(nowhere, |pstn| {
         pstn.inbound = vec![ringwire_pstn::config::InboundTrunk::new(
             "sipp-in",

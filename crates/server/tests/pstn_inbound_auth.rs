@@ -18,7 +18,12 @@
 
 #![allow(clippy::unwrap_used)] // Helpers outside #[test] fns unwrap too.
 
-use std::net::{SocketAddr, UdpSocket as StdUdp};
+#[path = "common/phone.rs"]
+mod phone;
+
+use phone::{free_udp_port, have_sipp, until_state};
+
+use std::net::SocketAddr;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
@@ -31,7 +36,7 @@ use ringwire_pstn::config::PstnConfig;
 use ringwire_pstn::g711::G711;
 use ringwire_server::{RunningServer, Server, ServerConfig};
 use ringwire_signaling::{
-    CallId, CallState, EndReason, Event, Identifier, JoinOptions, Scope, Scopes, UserId,
+    CallId, CallState, Event, Identifier, JoinOptions, Scope, Scopes, UserId,
 };
 
 /// Longest any single expected thing may take before the test fails.
@@ -69,31 +74,6 @@ impl Sipp {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-}
-
-fn have_sipp() -> bool {
-    let found = Command::new("sipp")
-        .arg("-v")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    assert!(
-        found || std::env::var_os("CI").is_none(),
-        "sipp is missing; run `cargo xtask setup`"
-    );
-    if !found {
-        eprintln!("sipp not installed; skipping");
-    }
-    found
-}
-
-fn free_port() -> u16 {
-    StdUdp::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// An INVITE from `FROM_NUMBER` with CSeq `cseq`, a PCMU + telephone-event offer and, when
@@ -243,8 +223,8 @@ fn sipp_uac(caller: Caller, gateway: SocketAddr, from: &str, password: &str) -> 
         .args(["-au", TRUNK_USER, "-ap", password])
         // The digest uri sipp computes: the Request-URI the scenario sends.
         .args(["-auth_uri", &format!("{number}@{gateway}")])
-        .args(["-i", "127.0.0.1", "-p", &free_port().to_string()])
-        .args(["-mi", "127.0.0.1", "-mp", &free_port().to_string()])
+        .args(["-i", "127.0.0.1", "-p", &free_udp_port().to_string()])
+        .args(["-mi", "127.0.0.1", "-mp", &free_udp_port().to_string()])
         .args(["-m", "1", "-nostdin", "-timeout", "60s", "-timeout_error"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -317,31 +297,6 @@ async fn until_incoming(events: &mut EventStream) -> (CallId, Identifier) {
     tokio::time::timeout(GUARD, wait)
         .await
         .expect("an incoming call in time")
-}
-
-/// Waits until `call` reaches `state`; returns its end reason.
-async fn until_state(
-    events: &mut EventStream,
-    call: &CallId,
-    state: CallState,
-) -> Option<EndReason> {
-    let wait = async {
-        loop {
-            if let Event::CallStateChanged {
-                call_id,
-                state: s,
-                end_reason,
-            } = events.recv().await.expect("events go on")
-                && call_id == *call
-                && s == state
-            {
-                return end_reason;
-            }
-        }
-    };
-    tokio::time::timeout(GUARD, wait)
-        .await
-        .unwrap_or_else(|_| panic!("no {state:?} for {call} in {GUARD:?}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -24,7 +24,12 @@
 
 #![allow(clippy::unwrap_used)] // Helpers outside #[test] fns unwrap too.
 
-use std::net::{SocketAddr, TcpListener as StdTcp, UdpSocket as StdUdp};
+#[path = "common/phone.rs"]
+mod phone;
+
+use phone::{free_udp_port, have_sipp, until_state};
+
+use std::net::{SocketAddr, TcpListener as StdTcp};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
@@ -38,7 +43,7 @@ use ringwire_media::codec::OpusConfig;
 use ringwire_pstn::config::{OutboundTrunk, PortRange, PstnConfig, SipTls, SipTransport, TrunkTls};
 use ringwire_server::{RunningServer, Server, ServerConfig};
 use ringwire_signaling::{
-    CallId, CallState, EndReason, Event, Identifier, JoinOptions, Scope, Scopes, UserId,
+    CallId, CallState, Event, Identifier, JoinOptions, Scope, Scopes, UserId,
 };
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -117,32 +122,6 @@ impl Sipp {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-}
-
-fn have_sipp() -> bool {
-    let found = Command::new("sipp")
-        .arg("-v")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok();
-    // `cargo xtask setup` installs sipp, so CI must never skip these tests.
-    assert!(
-        found || std::env::var_os("CI").is_none(),
-        "sipp is missing; run `cargo xtask setup`"
-    );
-    if !found {
-        eprintln!("sipp not installed; skipping");
-    }
-    found
-}
-
-fn free_udp_port() -> u16 {
-    StdUdp::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn free_tcp_port() -> u16 {
@@ -313,35 +292,6 @@ async fn client(server: &RunningServer) -> (SignalingClient, EventStream) {
         .await
         .expect("connect in time")
         .unwrap()
-}
-
-/// Waits until `call` reaches `state`; returns its end reason.
-async fn until_state(
-    events: &mut EventStream,
-    call: &CallId,
-    state: CallState,
-) -> Option<EndReason> {
-    let mut seen = Vec::new();
-    let wait = async {
-        loop {
-            let event = events.recv().await.expect("events go on");
-            if let Event::CallStateChanged {
-                call_id,
-                state: s,
-                end_reason,
-            } = &event
-                && call_id == call
-                && *s == state
-            {
-                return end_reason.clone();
-            }
-            seen.push(event);
-        }
-    };
-    match tokio::time::timeout(GUARD, wait).await {
-        Ok(reason) => reason,
-        Err(_) => panic!("no {state:?} for {call} in {GUARD:?}; saw {seen:#?}"),
-    }
 }
 
 async fn dial(handle: &SignalingClient) -> CallId {
