@@ -213,6 +213,14 @@ pub struct InboundTrunk {
     /// more get 486 with Retry-After.
     #[serde(default = "default_inbound_calls_per_minute_per_caller")]
     pub calls_per_minute_per_caller: usize,
+    /// With credentials: wrong digest answers (403) one source address may give, each
+    /// within `auth_lockout` of the last, before it is locked out.
+    #[serde(default = "default_max_auth_failures")]
+    pub max_auth_failures: usize,
+    /// How long a locked-out source's INVITEs get 403 without their credentials being
+    /// checked, so guessing learns nothing (`"5m"`).
+    #[serde(with = "humantime_serde", default = "default_auth_lockout")]
+    pub auth_lockout: Duration,
 }
 
 fn default_inbound_max_calls() -> usize {
@@ -223,6 +231,12 @@ fn default_inbound_calls_per_minute() -> usize {
 }
 fn default_inbound_calls_per_minute_per_caller() -> usize {
     5
+}
+fn default_max_auth_failures() -> usize {
+    5
+}
+fn default_auth_lockout() -> Duration {
+    Duration::from_secs(300)
 }
 
 impl InboundTrunk {
@@ -239,6 +253,8 @@ impl InboundTrunk {
             max_calls: default_inbound_max_calls(),
             calls_per_minute: default_inbound_calls_per_minute(),
             calls_per_minute_per_caller: default_inbound_calls_per_minute_per_caller(),
+            max_auth_failures: default_max_auth_failures(),
+            auth_lockout: default_auth_lockout(),
         }
     }
 }
@@ -444,6 +460,7 @@ impl PstnConfig {
                 ("max_calls", t.max_calls),
                 ("calls_per_minute", t.calls_per_minute),
                 ("calls_per_minute_per_caller", t.calls_per_minute_per_caller),
+                ("max_auth_failures", t.max_auth_failures),
             ] {
                 if n == 0 {
                     return Err(Error::Config(format!(
@@ -451,6 +468,12 @@ impl PstnConfig {
                         t.name
                     )));
                 }
+            }
+            if t.auth_lockout.is_zero() {
+                return Err(Error::Config(format!(
+                    "inbound trunk `{}`: auth_lockout must be more than zero",
+                    t.name
+                )));
             }
             if t.credentials.is_some() && t.digest_algorithms.is_empty() {
                 return Err(Error::Config(format!(

@@ -13,7 +13,11 @@
 //!    not ours, stale or replayed: [`Screening::Challenge`] (401, never remembered,
 //!    so the authenticated retry, a new transaction with the same Call-ID, is
 //!    screened afresh); wrong password or unknown user: 403, the same for both; a
-//!    digest `uri` that is not the Request-URI: 400;
+//!    digest `uri` that is not the Request-URI: 400. A source address with the
+//!    trunk's `max_auth_failures` wrong answers in a row is locked out for its
+//!    `auth_lockout`: 403 without its credentials being looked at, so guesses
+//!    learn nothing. Only a source that got our nonce can fail, so a spoofed UDP
+//!    source cannot lock a trunk's real address out;
 //! 5. a called number the trunk does not deliver, or one no dispatch rule sends
 //!    anywhere: 404; a caller that is not an E.164 number: 403;
 //! 6. no SDP offer, or one without PCMU/PCMA: 488;
@@ -53,6 +57,8 @@ pub const MAX_HEADERS: usize = 100;
 pub const REFUSAL_MEMORY: Duration = Duration::from_secs(32);
 /// The most refused Call-IDs remembered at once (the oldest are forgotten first).
 const MAX_REMEMBERED: usize = 4096;
+/// The most source addresses whose digest failures are counted at once.
+const MAX_FAILING_SOURCES: usize = 4096;
 
 /// What an INVITE says that the gateway decides on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +143,83 @@ pub struct InboundScreen {
     refused: BTreeMap<String, (u16, Instant)>,
     order: VecDeque<(Instant, String)>,
     verifier: DigestVerifier,
+    lockouts: Lockouts,
+}
+
+/// Wrong digest answers per (trunk, source address), and lockouts.
+#[derive(Debug, Default)]
+struct Lockouts {
+    sources: BTreeMap<(usize, IpAddr), Failures>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    /// Wrong answers in a row.
+    count: usize,
+    /// Set once `count` reached the trunk's limit.
+    locked_until: Option<Instant>,
+    /// When the entry is of no more use: the end of the lockout, or the last failure
+    /// plus the lockout time (failures further apart do not add up).
+    forget_at: Instant,
+}
+
+impl Lockouts {
+    fn locked(&self, key: (usize, IpAddr), now: Instant) -> bool {
+        self.sources
+            .get(&key)
+            .and_then(|f| f.locked_until)
+            .is_some_and(|until| now < until)
+    }
+
+    /// Counts a wrong answer; true when it starts a lockout.
+    fn failed(
+        &mut self,
+        key: (usize, IpAddr),
+        limit: usize,
+        lockout: Duration,
+        now: Instant,
+    ) -> bool {
+        if !self.sources.contains_key(&key) && self.sources.len() >= MAX_FAILING_SOURCES {
+            // The entry closest to being forgotten goes; a lockout ends later than a
+            // count of strays, so lockouts are the last to go.
+            if let Some(oldest) = self
+                .sources
+                .iter()
+                .min_by_key(|(_, f)| f.forget_at)
+                .map(|(k, _)| *k)
+            {
+                self.sources.remove(&oldest);
+            }
+        }
+        let entry = self.sources.entry(key).or_insert(Failures {
+            count: 0,
+            locked_until: None,
+            forget_at: now,
+        });
+        if entry.forget_at <= now {
+            // Quiet for a lockout's time (or a lockout over): start counting afresh.
+            *entry = Failures {
+                count: 0,
+                locked_until: None,
+                forget_at: now,
+            };
+        }
+        entry.count += 1;
+        entry.forget_at = now + lockout;
+        if entry.count >= limit && entry.locked_until.is_none() {
+            entry.locked_until = Some(now + lockout);
+            return true;
+        }
+        false
+    }
+
+    fn succeeded(&mut self, key: (usize, IpAddr)) {
+        self.sources.remove(&key);
+    }
+
+    fn prune(&mut self, now: Instant) {
+        self.sources.retain(|_, f| now < f.forget_at);
+    }
 }
 
 #[derive(Debug)]
@@ -146,6 +229,9 @@ struct Trunk {
     numbers: Vec<String>,
     /// Its credentials as HA1, when it must authenticate.
     digest: Option<DigestUser>,
+    /// Wrong digest answers in a row from one source before a lockout, and its length.
+    max_auth_failures: usize,
+    auth_lockout: Duration,
     /// The trunk's calls (one key): at once and per minute.
     calls: DialLimiter<()>,
     /// Per calling number: calls per minute.
@@ -402,6 +488,8 @@ impl InboundScreen {
                         .credentials
                         .as_ref()
                         .map(|c| DigestUser::new(c, &t.digest_algorithms)),
+                    max_auth_failures: t.max_auth_failures,
+                    auth_lockout: t.auth_lockout,
                     calls: DialLimiter::new(t.max_calls, t.calls_per_minute),
                     callers: DialLimiter::new(usize::MAX, t.calls_per_minute_per_caller),
                 })
@@ -414,6 +502,7 @@ impl InboundScreen {
             refused: BTreeMap::new(),
             order: VecDeque::new(),
             verifier: DigestVerifier::new(key),
+            lockouts: Lockouts::default(),
         }
     }
 
@@ -439,14 +528,20 @@ impl InboundScreen {
         if let Some((code, _)) = self.refused.get(&invite.call_id) {
             return Screening::Refuse(*code);
         }
-        let decision = self.decide(trunk, invite, now);
+        let decision = self.decide(trunk, source, invite, now);
         if let Screening::Refuse(code) = decision {
             self.refused(&invite.call_id, code, now);
         }
         decision
     }
 
-    fn decide(&mut self, index: usize, invite: &InviteSummary, now: Instant) -> Screening {
+    fn decide(
+        &mut self,
+        index: usize,
+        source: IpAddr,
+        invite: &InviteSummary,
+        now: Instant,
+    ) -> Screening {
         if invite.in_dialog {
             // A re-INVITE for a dialog we do not have (RFC 3261 §12.2.2).
             return Screening::Refuse(481);
@@ -455,6 +550,10 @@ impl InboundScreen {
             return Screening::Drop;
         };
         if let Some(user) = &trunk.digest {
+            let key = (index, source);
+            if self.lockouts.locked(key, now) {
+                return Screening::Refuse(403);
+            }
             let verdict = self.verifier.verify(
                 user,
                 "INVITE",
@@ -463,9 +562,21 @@ impl InboundScreen {
                 now,
             );
             match verdict {
-                Verdict::Authorized => {}
+                Verdict::Authorized => self.lockouts.succeeded(key),
                 Verdict::Challenge(challenge) => return Screening::Challenge(challenge),
-                Verdict::Forbidden => return Screening::Refuse(403),
+                Verdict::Forbidden => {
+                    let (limit, lockout) = (trunk.max_auth_failures, trunk.auth_lockout);
+                    if self.lockouts.failed(key, limit, lockout, now) {
+                        tracing::warn!(
+                            trunk = %trunk.name,
+                            %source,
+                            failures = limit,
+                            ?lockout,
+                            "wrong digest credentials: source locked out"
+                        );
+                    }
+                    return Screening::Refuse(403);
+                }
                 Verdict::UriMismatch => return Screening::Refuse(400),
             }
         }
@@ -557,6 +668,7 @@ impl InboundScreen {
         for trunk in &mut self.trunks {
             trunk.callers.prune(now);
         }
+        self.lockouts.prune(now);
         while let Some((at, _)) = self.order.front() {
             if now.saturating_duration_since(*at) < REFUSAL_MEMORY {
                 break;
@@ -830,6 +942,128 @@ mod tests {
             screen.screen(trunk_ip(), &raw_summary(&first), now),
             Screening::Refuse(403)
         );
+    }
+
+    /// One INVITE from `source` with Call-ID `call_id`, answered with `password` when
+    /// challenged: the final decision.
+    fn attempt(
+        screen: &mut InboundScreen,
+        source: IpAddr,
+        call_id: &str,
+        password: &str,
+        now: Instant,
+    ) -> Screening {
+        let first = invite("15550001111", "+15557654321", call_id, SDP);
+        let decision = screen.screen(source, &raw_summary(&first), now);
+        let Screening::Challenge(challenge) = decision else {
+            return decision;
+        };
+        let retry = answered(&first, &challenge, ("alice", password), RURI, 1);
+        screen.screen(source, &raw_summary(&retry), now)
+    }
+
+    fn lockout_screen(limit: usize, lockout: Duration) -> InboundScreen {
+        let mut c = config();
+        c.inbound[0].credentials = Some(crate::config::Credentials {
+            username: "alice".into(),
+            password: "s3cret".into(),
+        });
+        c.inbound[0].digest_algorithms = vec![DigestAlgorithm::Md5];
+        c.inbound[0].max_auth_failures = limit;
+        c.inbound[0].auth_lockout = lockout;
+        InboundScreen::with_nonce_key(&c, [7; 32])
+    }
+
+    #[test]
+    fn repeated_wrong_answers_lock_the_source_out_for_a_while() {
+        let lockout = Duration::from_secs(60);
+        let mut screen = lockout_screen(3, lockout);
+        let t0 = Instant::now();
+        let guesser = trunk_ip();
+        let neighbour: IpAddr = "192.0.2.10".parse().unwrap();
+        for (i, guess) in ["a", "b", "c"].into_iter().enumerate() {
+            let at = t0 + Duration::from_secs(i as u64);
+            let decision = attempt(&mut screen, guesser, &format!("g{i}"), guess, at);
+            assert_eq!(decision, Screening::Refuse(403));
+        }
+        // Locked out: the right password gets the same 403, without even a challenge,
+        // so a guess cannot tell.
+        let locked = t0 + Duration::from_secs(3);
+        let first = invite("15550001111", "+15557654321", "g3", SDP);
+        assert_eq!(
+            screen.screen(guesser, &raw_summary(&first), locked),
+            Screening::Refuse(403)
+        );
+        assert_eq!(
+            attempt(&mut screen, guesser, "g4", "s3cret", locked),
+            Screening::Refuse(403)
+        );
+        // Another address of the same trunk is not held back.
+        assert!(matches!(
+            attempt(&mut screen, neighbour, "n0", "s3cret", locked),
+            Screening::Route(_)
+        ));
+        // The lockout runs from the third failure; after it, the right password works.
+        let free = t0 + Duration::from_secs(2) + lockout;
+        assert!(matches!(
+            attempt(&mut screen, guesser, "g5", "s3cret", free),
+            Screening::Route(_)
+        ));
+    }
+
+    #[test]
+    fn a_success_or_a_quiet_spell_starts_the_count_afresh() {
+        let lockout = Duration::from_secs(60);
+        let mut screen = lockout_screen(3, lockout);
+        let t0 = Instant::now();
+        let source = trunk_ip();
+        let mut at = t0;
+        let mut call = 0;
+        let mut next = |screen: &mut InboundScreen, password: &str, at: Instant| {
+            call += 1;
+            attempt(screen, source, &format!("c{call}"), password, at)
+        };
+        // Two wrong, one right, two wrong: never three in a row.
+        for password in ["x", "y", "s3cret", "x", "y"] {
+            at += Duration::from_secs(1);
+            next(&mut screen, password, at);
+        }
+        // A lockout's time after the last failure, the count is gone too.
+        at += lockout;
+        assert_eq!(next(&mut screen, "z", at), Screening::Refuse(403));
+        assert!(matches!(
+            next(&mut screen, "s3cret", at),
+            Screening::Route(_)
+        ));
+        // Three in a row do lock out.
+        for password in ["x", "y", "z"] {
+            at += Duration::from_secs(1);
+            assert_eq!(next(&mut screen, password, at), Screening::Refuse(403));
+        }
+        assert_eq!(next(&mut screen, "s3cret", at), Screening::Refuse(403));
+    }
+
+    #[test]
+    fn failing_sources_are_bounded_and_lockouts_outlive_strays() {
+        let mut lockouts = Lockouts::default();
+        let now = Instant::now();
+        let locked: IpAddr = "192.0.2.1".parse().unwrap();
+        let lockout = Duration::from_secs(300);
+        for _ in 0..2 {
+            lockouts.failed((0, locked), 2, lockout, now);
+        }
+        assert!(lockouts.locked((0, locked), now));
+        // Many strays, each failing once a little later than the last.
+        for i in 0..(MAX_FAILING_SOURCES as u32 + 100) {
+            let stray = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            let at = now + Duration::from_millis(u64::from(i));
+            assert!(!lockouts.failed((0, stray), 2, Duration::from_secs(1), at));
+        }
+        assert!(lockouts.sources.len() <= MAX_FAILING_SOURCES);
+        assert!(lockouts.locked((0, locked), now + Duration::from_secs(5)));
+        assert!(!lockouts.locked((0, locked), now + lockout));
+        lockouts.prune(now + lockout);
+        assert!(lockouts.sources.is_empty());
     }
 
     #[test]

@@ -10,6 +10,9 @@
 //!   requires. A wrong password gets 403 and rings nobody (bob's first incoming call
 //!   is the next, right one); the right one rings bob, who accepts and hears the
 //!   phone's tone.
+//! - Lockout: with `max_auth_failures = 2`, two wrong passwords (401, 403 each) lock
+//!   the address out: the next INVITE, with the right password, gets 403 straight
+//!   away, without a challenge, and rings nobody.
 //! - Caps: a trunk with `max_calls = 1`: while one call rings, a second gets 503; once
 //!   the first is declined, a third rings again (the leg's end freed its slot).
 //!
@@ -360,6 +363,52 @@ async fn digest_trunk_wrong_password_is_refused_and_the_right_one_is_heard() {
     until_state(&mut events, &call, CallState::Disconnected).await;
     let status = right.exit().await;
     assert!(status.success(), "sipp failed: {status}");
+    bob.close().await;
+    server.shut_down().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_wrong_passwords_lock_the_address_out() {
+    if !have_sipp() {
+        return;
+    }
+    let (server, _dir) = server(serde_json::json!({
+        "credentials": { "username": TRUNK_USER, "password": TRUNK_PASSWORD },
+        "digest_algorithms": ["MD5"],
+        "max_auth_failures": 2,
+        "auth_lockout": "10m",
+    }))
+    .await;
+    let gateway = server.sip_addr().unwrap();
+    let (bob, mut events) = bob(&server).await;
+
+    for guess in ["guess", "another"] {
+        let mut wrong = sipp_uac(Caller::AuthThenRefused(403), gateway, "+15557650000", guess);
+        let status = wrong.exit().await;
+        assert!(
+            status.success(),
+            "`{guess}` did not get 401 then 403: {status}"
+        );
+    }
+    // Locked out: 403 at once, the right password never asked for.
+    let mut right = sipp_uac(
+        Caller::Refused(403),
+        gateway,
+        "+15557650000",
+        TRUNK_PASSWORD,
+    );
+    let status = right.exit().await;
+    assert!(
+        status.success(),
+        "the locked-out address was not refused without a challenge: {status}"
+    );
+    // Nobody rang: the server's event stream has nothing for bob.
+    assert!(
+        tokio::time::timeout(Duration::ZERO, until_incoming(&mut events))
+            .await
+            .is_err(),
+        "a locked-out call rang bob"
+    );
     bob.close().await;
     server.shut_down().await;
 }
