@@ -1,10 +1,10 @@
 //! Cost of transcoding one phone leg, per 20 ms frame, as the gateway drives
 //! `PhoneMedia`:
 //!
-//! - `trunk_to_call`: one PCMU RTP packet in (parse, G.711 decode, 8 → 48 kHz, opus
-//!   encode of the frame the call hears);
-//! - `call_to_trunk`: one opus packet of the call's mix out (opus decode, 48 → 8 kHz,
-//!   G.711 encode, RTP packet).
+//! - `trunk_to_call`: one PCMU RTP packet in (parse, G.711 decode, narrowband opus
+//!   encode of the frame the call hears, with the phone legs' settings);
+//! - `call_to_trunk`: one opus packet of the call's mix out (opus decode straight to
+//!   8 kHz, G.711 encode, RTP packet).
 //!
 //! Both together are one phone participant's media cost on the server; 20 ms divided by
 //! their sum is how many phone legs one core transcodes.
@@ -39,12 +39,9 @@ fn leg() -> (PhoneMedia, RemoteMedia) {
         local: SocketAddr::from(([127, 0, 0, 1], 20_000)),
         media_timeout: Duration::from_secs(20),
         ssrc: 1,
-        opus: OpusConfig {
-            dtx: false,
-            ..OpusConfig::default()
-        },
+        opus: PhoneMediaConfig::phone_opus(),
     })
-    .expect("a phone leg with default opus settings");
+    .expect("a phone leg with the phone legs' opus settings");
     media.set_remote(remote, Instant::now());
     (media, remote)
 }

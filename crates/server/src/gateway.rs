@@ -46,7 +46,6 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
-use ringwire_media::codec::OpusConfig;
 use ringwire_pstn::config::{Cidr, DialRefusal, DispatchTarget, PortRange, PstnConfig};
 use ringwire_pstn::inbound::{InboundRoute, InboundScreen, InboundSlot, Screening};
 use ringwire_pstn::limits::{DialLimiter, LimitExceeded};
@@ -407,10 +406,7 @@ impl Gateway {
                 local: pending.rtp,
                 media_timeout: pstn.config.media_timeout,
                 ssrc,
-                opus: OpusConfig {
-                    dtx: false,
-                    ..OpusConfig::default()
-                },
+                opus: PhoneMediaConfig::phone_opus(),
             },
         };
         let (input, input_rx) = mpsc::channel(LEG_INPUT_QUEUE);
@@ -596,12 +592,7 @@ impl Pstn {
                 local: rtp,
                 media_timeout: self.config.media_timeout,
                 ssrc,
-                // Phone audio never pauses (G.711 has no DTX), and a steady tone must
-                // not be taken for background noise and thinned out.
-                opus: OpusConfig {
-                    dtx: false,
-                    ..OpusConfig::default()
-                },
+                opus: PhoneMediaConfig::phone_opus(),
             },
             credentials,
         };
