@@ -39,9 +39,8 @@ fn leg() -> (PhoneMedia, RemoteMedia) {
         local: SocketAddr::from(([127, 0, 0, 1], 20_000)),
         media_timeout: Duration::from_secs(20),
         ssrc: 1,
-        opus: PhoneMediaConfig::phone_opus(),
     })
-    .expect("a phone leg with the phone legs' opus settings");
+    .expect("a phone leg");
     media.set_remote(remote, Instant::now());
     (media, remote)
 }

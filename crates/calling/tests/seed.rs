@@ -6,8 +6,8 @@
 //!
 //! Every test starts its own server (nextest runs each test in its own process, so a
 //! server cannot be shared; starting one costs milliseconds); rows that need no media
-//! run without it. The tables share one test binary: each links to about 500 MB in a
-//! debug build.
+//! run without it. The tables share one test binary: each would link the whole SDK,
+//! server and codecs again.
 //!
 //! The PSTN table's far end is sipp (a trunk UAS on loopback); its rows skip without
 //! sipp unless `CI` is set. The gateway's own cases (refusals, inbound, digest, DTMF)

@@ -32,7 +32,7 @@ use ringwire_calling::{
     Endpoint, HangUpOptions, JoinCallOptions, LocalVideoStream, RemoteVideo, StartCallOptions,
     VideoOptions,
 };
-use ringwire_media::analysis::{dominant_frequency, goertzel_power, mean_square};
+use ringwire_media::analysis::{dominant_frequency, goertzel_power, mean_square, tone_snr};
 use ringwire_media::audio_io::{AudioIoError, AudioSource, MemorySink, MemoryTap, SourceState};
 use ringwire_media::client::CallMediaConfig;
 use ringwire_media::codec::{FRAME_SAMPLES, OpusConfig, SAMPLE_RATE};
@@ -400,12 +400,6 @@ fn roster(call: &Call, change: &str) -> Value {
 /// The stretch of audio the peak tone SNR is measured over: 10 ms.
 const STRETCH: usize = FRAME_SAMPLES / 2;
 
-/// A tone's SNR in dB given its power and the total: the rest is floored at -60 dB,
-/// since a clean synthetic tone leaves almost nothing.
-fn tone_snr(tone: f64, power: f64) -> f64 {
-    db(tone / (power - tone).max(power * 1e-6))
-}
-
 fn db(ratio: f64) -> f64 {
     (10.0 * ratio.max(1e-12).log10() * 10.0).round() / 10.0
 }
@@ -446,7 +440,8 @@ fn report(
                     let tone = goertzel_power(frame, hz, SAMPLE_RATE).min(power);
                     tone_sum += tone;
                     rest_sum += power - tone;
-                    if power > AUDIBLE && tone_snr(tone, power) >= 10.0 {
+                    // Floor the rest at -60 dB: a clean synthetic tone leaves almost nothing.
+                    if power > AUDIBLE && db(tone / (power - tone).max(power * 1e-6)) >= 10.0 {
                         with_tone += 1;
                     }
                 }
@@ -456,18 +451,15 @@ fn report(
                 // SNR depends on where the beep falls, and that stays put for a whole
                 // call. Some stretch always lies wholly inside such a beep.
                 let mut peak = f64::NEG_INFINITY;
-                for start in (0..samples.len().saturating_sub(STRETCH - 1)).step_by(STRETCH / 2) {
-                    let stretch = &samples[start..start + STRETCH];
-                    let power = mean_square(stretch);
-                    if power > AUDIBLE {
-                        let tone = goertzel_power(stretch, hz, SAMPLE_RATE).min(power);
-                        peak = peak.max(tone_snr(tone, power));
+                for stretch in samples.windows(STRETCH).step_by(STRETCH / 2) {
+                    if mean_square(stretch) > AUDIBLE {
+                        peak = peak.max(tone_snr(stretch, hz, SAMPLE_RATE));
                     }
                 }
                 json!({
                     "hz": hz,
                     "snr_db": db(tone_sum / rest_sum.max(1e-9)),
-                    "peak_snr_db": if peak.is_finite() { Some(peak) } else { None },
+                    "peak_snr_db": peak.is_finite().then(|| (peak * 10.0).round() / 10.0),
                     "frames_with_tone": with_tone,
                 })
             })

@@ -212,12 +212,10 @@ impl Encoder {
         inner.set_packet_loss_perc(i32::from(config.packet_loss_perc))?;
         inner.set_complexity(i32::from(config.complexity))?;
         inner.set_vbr(true)?;
-        // A 20 ms frame: 960 samples per channel at 48 kHz, 160 at 8 kHz.
-        let frame_len = config.channels.frame_len() / (SAMPLE_RATE / rate) as usize;
         Ok(Self {
             inner,
+            frame_len: frame_len_at(config.channels, rate),
             config,
-            frame_len,
         })
     }
 
@@ -306,6 +304,11 @@ impl Encoder {
     }
 }
 
+/// Interleaved samples in a 20 ms frame at `rate` (48 or 8 kHz): 960 or 160 per channel.
+fn frame_len_at(channels: Channels, rate: u32) -> usize {
+    channels.frame_len() / (SAMPLE_RATE / rate) as usize
+}
+
 /// An opus decoder producing 48 kHz interleaved PCM (or 8 kHz: [`Decoder::narrowband`]).
 pub struct Decoder {
     inner: opus::Decoder,
@@ -343,11 +346,10 @@ impl Decoder {
 
     fn at_rate(channels: Channels, rate: u32) -> Result<Self, CodecError> {
         let inner = opus::Decoder::new(rate, channels.to_opus())?;
-        let frame_len = channels.frame_len() / (SAMPLE_RATE / rate) as usize;
         Ok(Self {
             inner,
             channels,
-            frame_len,
+            frame_len: frame_len_at(channels, rate),
         })
     }
 

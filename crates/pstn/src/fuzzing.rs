@@ -4,8 +4,6 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use ringwire_media::codec::OpusConfig;
-
 use crate::config::{
     Credentials, DispatchRule, DispatchTarget, InboundTrunk, PortRange, PstnConfig,
 };
@@ -128,7 +126,6 @@ pub fn phone_rtp(datagrams: &[&[u8]]) {
         local: SocketAddr::from(([127, 0, 0, 1], 20000)),
         media_timeout: Duration::from_secs(20),
         ssrc: 7,
-        opus: OpusConfig::default(),
     }) else {
         return;
     };

@@ -156,8 +156,8 @@ struct Lockouts {
 struct Failures {
     /// Wrong answers in a row.
     count: usize,
-    /// Set once `count` reached the trunk's limit.
-    locked_until: Option<Instant>,
+    /// Whether `count` reached the trunk's limit: locked out until `forget_at`.
+    locked: bool,
     /// When the entry is of no more use: the end of the lockout, or the last failure
     /// plus the lockout time (failures further apart do not add up).
     forget_at: Instant,
@@ -167,8 +167,7 @@ impl Lockouts {
     fn locked(&self, key: (usize, IpAddr), now: Instant) -> bool {
         self.sources
             .get(&key)
-            .and_then(|f| f.locked_until)
-            .is_some_and(|until| now < until)
+            .is_some_and(|f| f.locked && now < f.forget_at)
     }
 
     /// Counts a wrong answer; true when it starts a lockout.
@@ -191,23 +190,20 @@ impl Lockouts {
                 self.sources.remove(&oldest);
             }
         }
-        let entry = self.sources.entry(key).or_insert(Failures {
+        let fresh = Failures {
             count: 0,
-            locked_until: None,
+            locked: false,
             forget_at: now,
-        });
+        };
+        let entry = self.sources.entry(key).or_insert(fresh);
         if entry.forget_at <= now {
             // Quiet for a lockout's time (or a lockout over): start counting afresh.
-            *entry = Failures {
-                count: 0,
-                locked_until: None,
-                forget_at: now,
-            };
+            *entry = fresh;
         }
         entry.count += 1;
         entry.forget_at = now + lockout;
-        if entry.count >= limit && entry.locked_until.is_none() {
-            entry.locked_until = Some(now + lockout);
+        if entry.count >= limit && !entry.locked {
+            entry.locked = true;
             return true;
         }
         false
@@ -824,14 +820,19 @@ mod tests {
     }
 
     /// A screen whose trunk wants `alice:s3cret`, offering `algorithms`.
-    fn digest_screen(algorithms: &[DigestAlgorithm]) -> InboundScreen {
+    /// [`config`] whose trunk wants digest credentials alice / s3cret.
+    fn digest_config(algorithms: &[DigestAlgorithm]) -> PstnConfig {
         let mut c = config();
         c.inbound[0].credentials = Some(crate::config::Credentials {
             username: "alice".into(),
             password: "s3cret".into(),
         });
         c.inbound[0].digest_algorithms = algorithms.to_vec();
-        InboundScreen::with_nonce_key(&c, [42; 32])
+        c
+    }
+
+    fn digest_screen(algorithms: &[DigestAlgorithm]) -> InboundScreen {
+        InboundScreen::with_nonce_key(&digest_config(algorithms), [42; 32])
     }
 
     /// `bytes` with an `Authorization` header answering `challenge`'s first
@@ -963,12 +964,7 @@ mod tests {
     }
 
     fn lockout_screen(limit: usize, lockout: Duration) -> InboundScreen {
-        let mut c = config();
-        c.inbound[0].credentials = Some(crate::config::Credentials {
-            username: "alice".into(),
-            password: "s3cret".into(),
-        });
-        c.inbound[0].digest_algorithms = vec![DigestAlgorithm::Md5];
+        let mut c = digest_config(&[DigestAlgorithm::Md5]);
         c.inbound[0].max_auth_failures = limit;
         c.inbound[0].auth_lockout = lockout;
         InboundScreen::with_nonce_key(&c, [7; 32])

@@ -42,29 +42,24 @@ pub struct PhoneMediaConfig {
     pub media_timeout: Duration,
     /// Our SSRC (from the driver's seeded RNG).
     pub ssrc: u32,
-    /// Opus settings for frames towards the media plane.
-    pub opus: OpusConfig,
 }
 
-impl PhoneMediaConfig {
-    /// The opus settings phone legs encode with.
-    ///
-    /// - No DTX: phone audio never pauses (G.711 has none), and a steady tone must not
-    ///   be taken for background noise and thinned out.
-    /// - Complexity 1, not the default 5: on G.711 speech (espeak-ng through PCMU, 32
-    ///   kbit/s) the decoded waveform's SNR against the input was 11.7 dB at 1, 11.8 dB
-    ///   at 5 and 7, 12.0 dB at 0, while the encode cost 47, 113 and 138 µs per 20 ms
-    ///   frame. Above complexity 1 SILK's delayed-decision quantizer runs with two
-    ///   states, which libopus computes in plain C on x86 (its AVX2 version only takes
-    ///   three or four: its authors saw it regress with fewer on some AMD Zen CPUs).
-    ///   Encoding every phone leg was most of a gateway's CPU.
-    #[must_use]
-    pub fn phone_opus() -> OpusConfig {
-        OpusConfig {
-            dtx: false,
-            complexity: 1,
-            ..OpusConfig::default()
-        }
+/// The opus settings a leg encodes the phone's audio with.
+///
+/// - No DTX: phone audio never pauses (G.711 has none), and a steady tone must not
+///   be taken for background noise and thinned out.
+/// - Complexity 1, not the default 5: on G.711 speech (espeak-ng through PCMU, 32
+///   kbit/s) the decoded waveform's SNR against the input was 11.7 dB at 1, 11.8 dB
+///   at 5 and 7, 12.0 dB at 0, while the encode cost 47, 113 and 138 µs per 20 ms
+///   frame. Above complexity 1 SILK's delayed-decision quantizer runs with two
+///   states, which libopus computes in plain C on x86 (its AVX2 version only takes
+///   three or four: its authors saw it regress with fewer on some AMD Zen CPUs).
+///   Encoding every phone leg was most of a gateway's CPU.
+fn phone_opus() -> OpusConfig {
+    OpusConfig {
+        dtx: false,
+        complexity: 1,
+        ..OpusConfig::default()
     }
 }
 
@@ -147,6 +142,9 @@ pub struct PhoneMedia {
     last_dtmf_ts: Option<u32>,
     // Call -> phone.
     decoder: Decoder,
+    /// The decoded call audio, reused for every packet: room for the longest packet
+    /// opus allows (120 ms), though the mix sends 20 ms.
+    pcm_out: Vec<i16>,
     tx_seq: u16,
     tx_ts: u32,
     tx_marker: bool,
@@ -177,8 +175,9 @@ impl PhoneMedia {
     /// [`Error::Codec`] when opus cannot be set up.
     pub fn new(config: PhoneMediaConfig) -> Result<Self, Error> {
         Ok(PhoneMedia {
-            encoder: Encoder::narrowband(config.opus)?,
+            encoder: Encoder::narrowband(phone_opus())?,
             decoder: Decoder::narrowband(Channels::Mono)?,
+            pcm_out: vec![0; FRAME_8K * 6],
             config,
             remote: None,
             latched: None,
@@ -341,14 +340,6 @@ impl PhoneMedia {
         let Some(remote) = self.remote else {
             return;
         };
-        // Room for the longest packet opus allows (120 ms), though the mix sends 20 ms.
-        let mut narrow = vec![0i16; FRAME_8K * 6];
-        let decoded = match self.decoder.decode(opus, &mut narrow) {
-            Ok(n) => n,
-            Err(_) => self.decoder.conceal(&mut narrow).unwrap_or(0),
-        };
-        narrow.truncate(decoded);
-        let mut payload = Vec::with_capacity(12 + narrow.len());
         let header = RtpHeader {
             marker: std::mem::take(&mut self.tx_marker),
             payload_type: remote.codec.payload_type(),
@@ -356,8 +347,14 @@ impl PhoneMedia {
             timestamp: self.tx_ts,
             ssrc: self.config.ssrc,
         };
+        let decoded = match self.decoder.decode(opus, &mut self.pcm_out) {
+            Ok(n) => n,
+            Err(_) => self.decoder.conceal(&mut self.pcm_out).unwrap_or(0),
+        };
+        let narrow = self.pcm_out.get(..decoded).unwrap_or_default();
+        let mut payload = Vec::with_capacity(12 + narrow.len());
         header.write(&mut payload);
-        remote.codec.encode(&narrow, &mut payload);
+        remote.codec.encode(narrow, &mut payload);
         self.tx_ts = self.tx_ts.wrapping_add(narrow.len() as u32);
         self.send(remote, payload);
     }
@@ -502,7 +499,6 @@ mod tests {
             local: local.parse().unwrap(),
             media_timeout: Duration::from_secs(5),
             ssrc,
-            opus: PhoneMediaConfig::phone_opus(),
         })
         .unwrap()
     }

@@ -131,10 +131,6 @@ async fn start_leg(trunk: SocketAddr) -> (mpsc::Sender<LegInput>, mpsc::Receiver
             local: rtp,
             media_timeout: Duration::from_secs(10),
             ssrc: 0x1234_5678,
-            opus: OpusConfig {
-                dtx: false,
-                ..OpusConfig::default()
-            },
         },
         credentials: None,
     };

@@ -406,7 +406,6 @@ impl Gateway {
                 local: pending.rtp,
                 media_timeout: pstn.config.media_timeout,
                 ssrc,
-                opus: PhoneMediaConfig::phone_opus(),
             },
         };
         let (input, input_rx) = mpsc::channel(LEG_INPUT_QUEUE);
@@ -592,7 +591,6 @@ impl Pstn {
                 local: rtp,
                 media_timeout: self.config.media_timeout,
                 ssrc,
-                opus: PhoneMediaConfig::phone_opus(),
             },
             credentials,
         };
